@@ -1,0 +1,166 @@
+// Container operations: parse the request, call ContainerService / AttachService, shape the reply.
+import { Readable } from 'node:stream';
+import { InvalidParameterError } from '../errors.js';
+import { filterContainers, inspectView, summaryView } from '../services/container-view.js';
+import { parseTimeArg, readLogs } from '../services/logs.js';
+import type { ApiRequest, HandlerTable } from './types.js';
+import { empty, hijacked, json, stream } from './types.js';
+
+const bool = (v: unknown, dflt = false): boolean => (v === undefined ? dflt : v === true || v === 'true' || v === '1' || v === 1);
+const int = (v: unknown): number | undefined => (v === undefined || v === '' ? undefined : Number(v));
+
+/** Stream content type for attach/logs/exec output, by API version and TTY. */
+export function outputContentType(apiVersion: string, tty: boolean): string {
+  const [maj, min] = apiVersion.split('.').map(Number);
+  const multiplexedType = maj > 1 || (maj === 1 && min >= 42);
+  return !tty && multiplexedType ? 'application/vnd.docker.multiplexed-stream' : 'application/vnd.docker.raw-stream';
+}
+
+function filtersOf(req: ApiRequest): Record<string, string[]> {
+  const f = req.query.filters;
+  if (!f) return {};
+  if (typeof f === 'string') {
+    try { return normaliseFilters(JSON.parse(f)); } catch { throw new InvalidParameterError('invalid filter: filters must be JSON'); }
+  }
+  return normaliseFilters(f);
+}
+
+function normaliseFilters(f: any): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [k, v] of Object.entries(f ?? {})) {
+    out[k] = Array.isArray(v) ? v.map(String) : Object.keys(v as object).filter((x) => (v as any)[x]);
+  }
+  return out;
+}
+
+export function containerHandlers(): HandlerTable {
+  return {
+    ContainerList(req) {
+      const { containers, images } = req.services as any;
+      const filters = filtersOf(req);
+      let list = filterContainers(containers.all(), filters, bool(req.query.all), {
+        lookup: (ref: string) => containers.get(ref),
+        matchesAncestor: (rec, ref) => {
+          try { return images.resolve ? rec.Image === imageIdSync(images, ref) : false; } catch { return false; }
+        },
+      });
+      list.sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created));
+      const limit = int(req.query.limit);
+      if (limit && limit > 0) list = list.slice(0, limit);
+      return json(list.map((rec) => summaryView(rec, rec.Config.Image ?? rec.Image)));
+    },
+
+    async ContainerCreate(req) {
+      const name = req.query.name as string | undefined;
+      const res = await req.services.containers.create((req.body ?? {}) as Record<string, any>, name || undefined);
+      return json(res, 201);
+    },
+
+    ContainerInspect(req) {
+      const { containers, images } = req.services;
+      const rec = containers.get(req.params.id);
+      return json(inspectView(rec, containers.containerDir(rec.Id), safeLayerDirs(images, rec.Image)));
+    },
+
+    async ContainerStart(req) {
+      await req.services.containers.start(req.params.id);
+      return empty(204);
+    },
+
+    async ContainerStop(req) {
+      await req.services.containers.stop(req.params.id, { signal: req.query.signal, timeout: int(req.query.t) });
+      return empty(204);
+    },
+
+    async ContainerRestart(req) {
+      await req.services.containers.restart(req.params.id, { signal: req.query.signal, timeout: int(req.query.t) });
+      return empty(204);
+    },
+
+    async ContainerKill(req) {
+      await req.services.containers.kill(req.params.id, req.query.signal);
+      return empty(204);
+    },
+
+    async ContainerDelete(req) {
+      if (bool(req.query.link)) throw new InvalidParameterError('legacy links are not supported by berth');
+      await req.services.containers.remove(req.params.id, { force: bool(req.query.force), removeVolumes: bool(req.query.v) });
+      return empty(204);
+    },
+
+    async ContainerRename(req) {
+      await req.services.containers.rename(req.params.id, String(req.query.name ?? ''));
+      return empty(204);
+    },
+
+    async ContainerResize(req) {
+      await req.services.containers.resize(req.params.id, int(req.query.h) ?? 0, int(req.query.w) ?? 0);
+      return empty(200);
+    },
+
+    ContainerWait(req) {
+      const containers = req.services.containers;
+      const condition = String(req.query.condition || 'not-running');
+      if (!['not-running', 'next-exit', 'removed'].includes(condition)) {
+        throw new InvalidParameterError(`invalid condition: "${condition}"`);
+      }
+      containers.get(req.params.id); // 404 before the headers go out
+      // Headers go out at once (the CLI waits for them before starting the container); the
+      // body follows when the condition is met.
+      const body = new Readable({ read() {} });
+      containers.wait(req.params.id, condition, req.signal).then(
+        (r) => { body.push(JSON.stringify(r) + '\n'); body.push(null); },
+        (err) => { body.push(JSON.stringify({ StatusCode: -1, Error: { Message: String(err.message ?? err) } }) + '\n'); body.push(null); },
+      );
+      return stream(body, 'application/json');
+    },
+
+    ContainerLogs(req) {
+      const containers = req.services.containers;
+      const rec = containers.get(req.params.id);
+      const stdout = bool(req.query.stdout), stderr = bool(req.query.stderr);
+      if (!stdout && !stderr) throw new InvalidParameterError('Bad parameters: you must choose at least one stream');
+      if (rec.HostConfig.LogConfig?.Type === 'none' || !rec.LogPath) {
+        throw new InvalidParameterError('configured logging driver does not support reading');
+      }
+      const tailRaw = String(req.query.tail ?? 'all');
+      const tail = tailRaw === 'all' || tailRaw === '' ? -1 : Number(tailRaw);
+      const follow = bool(req.query.follow) && rec.State.Running;
+      const body = readLogs(rec.LogPath, {
+        stdout, stderr,
+        since: parseTimeArg(req.rawQuery.get('since') ?? undefined),
+        until: parseTimeArg(req.rawQuery.get('until') ?? undefined),
+        timestamps: bool(req.query.timestamps),
+        tail: Number.isFinite(tail) ? tail : -1,
+        follow,
+        multiplex: !rec.Config.Tty,
+      }, follow ? containers.nextExit(rec.Id) : null, Number(rec.HostConfig.LogConfig?.Config?.['max-file'] ?? 1));
+      req.signal.addEventListener('abort', () => body.destroy());
+      return stream(body, outputContentType(req.apiVersion, !!rec.Config.Tty));
+    },
+
+    async ContainerAttach(req) {
+      const { containers, attach } = req.services;
+      const rec = containers.get(req.params.id);
+      const opts = {
+        stdin: bool(req.query.stdin), stdout: bool(req.query.stdout), stderr: bool(req.query.stderr),
+        stream: bool(req.query.stream), logs: bool(req.query.logs), detachKeys: req.query.detachKeys as string | undefined,
+      };
+      const sock = await req.hijack(outputContentType(req.apiVersion, !!rec.Config.Tty));
+      attach.attach(rec.Id, opts, sock).catch((err: Error) => {
+        if (!sock.destroyed) sock.end(`Error: ${err.message}\n`);
+      });
+      return hijacked();
+    },
+  };
+}
+
+function safeLayerDirs(images: any, imageId: string): string[] {
+  try { return images.layerDirs(imageId); } catch { return []; }
+}
+
+/** Ancestor filter: the image ID a reference names, if the image service knows it right now. */
+function imageIdSync(images: any, ref: string): string | undefined {
+  if (typeof images.lookupSync === 'function') return images.lookupSync(ref)?.Id;
+  return undefined;
+}

@@ -1,0 +1,478 @@
+// ContainerService: the container lifecycle (create, start, stop, kill, wait, remove) on top of the
+// container store, the image service, the OCI spec builder and one berth-monitor per container.
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EventEmitter } from 'node:events';
+import { ConflictError, InvalidParameterError, NotFoundError, NotModifiedError, SystemError } from '../errors.js';
+import { ContainerStore, ZERO_TIME, type ContainerRecord } from '../store/containers.js';
+import { buildSpec, mergeImageConfig, resolveUser } from '../oci/spec-api.js';
+import * as monitor from '../oci/monitor-client.js';
+import type { ExitStatus } from '../oci/monitor-client.js';
+import { mountRootfs, unmountRootfs } from './rootfs.js';
+import { writeEtcFiles } from './etc-files.js';
+import { generateName, normaliseName } from './names.js';
+import { parseSignal } from './signals.js';
+import { nowRfc3339Nano } from './time.js';
+import type { DaemonConfig } from './index.js';
+
+/** What ContainerService needs from the image service. */
+export interface ImageProvider {
+  resolve(ref: string): Promise<{ Id: string; Config?: Record<string, any>; Architecture?: string; Os?: string }>;
+  layerDirs(imageId: string): string[];
+}
+
+/** What ContainerService needs from the event service. */
+export interface EventPublisher {
+  publish(ev: { Type: string; Action: string; Actor: { ID: string; Attributes: Record<string, string> } }): void;
+}
+
+export interface ContainerServiceDeps {
+  config: DaemonConfig;
+  store: ContainerStore;
+  images: ImageProvider;
+  events: EventPublisher;
+  monitorPath: string;
+}
+
+export interface WaitResult { StatusCode: number; Error?: { Message: string } }
+
+const ALLOWED_NETWORK_MODES = new Set(['', 'default', 'bridge', 'none', 'host']);
+
+/** Per-container runtime bookkeeping that is not persisted. */
+interface Live {
+  exited: EventEmitter;          // 'exit' (ExitStatus), 'removed' (exit code)
+  started: EventEmitter;         // 'started' once the monitor is up, before the process runs
+  exitWatch?: monitor.MonitorConnection;
+  stopping?: boolean;            // docker stop in progress: suppresses restart policies later
+}
+
+export class ContainerService {
+  private readonly live = new Map<string, Live>();
+  private readonly names = new Map<string, string>(); // "/name" -> id
+  /** Serialises lifecycle changes per container (start vs stop vs remove). */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly deps: ContainerServiceDeps) {}
+
+  get store(): ContainerStore { return this.deps.store; }
+  get monitorPath(): string { return this.deps.monitorPath; }
+
+  // ---- start-up ----------------------------------------------------------------------------
+
+  /** Loads records and reconciles containers that were running when the daemon went away. */
+  async init(): Promise<void> {
+    const recs = await this.deps.store.load();
+    for (const rec of recs) this.names.set(rec.Name, rec.Id);
+    for (const rec of recs) {
+      if (!rec.State.Running) continue;
+      const dir = this.stateDir(rec.Id);
+      const exit = await monitor.readExitFile(dir);
+      if (exit) { await this.onExit(rec.Id, exit); continue; }
+      if (rec.MonitorPid && isAlive(rec.MonitorPid)) { this.watchExit(rec.Id).catch(() => {}); continue; }
+      await this.onExit(rec.Id, { exitCode: 255, signal: null, oomKilled: false, finishedAt: nowRfc3339Nano() },
+        'container monitor disappeared while the daemon was down');
+    }
+  }
+
+  // ---- lookup ------------------------------------------------------------------------------
+
+  /** Full ID, name (with or without "/"), or a unique ID prefix, as the Engine resolves them. */
+  get(ref: string): ContainerRecord {
+    const byId = this.deps.store.get(ref);
+    if (byId) return byId;
+    const byName = this.names.get(ref.startsWith('/') ? ref : `/${ref}`);
+    if (byName) return this.deps.store.get(byName)!;
+    if (/^[0-9a-f]+$/.test(ref) && ref.length > 0) {
+      const hits = this.deps.store.all().filter((c) => c.Id.startsWith(ref));
+      if (hits.length === 1) return hits[0];
+      if (hits.length > 1) throw new InvalidParameterError(`multiple IDs found with provided prefix: ${ref}`);
+    }
+    throw new NotFoundError(`No such container: ${ref}`);
+  }
+
+  all(): ContainerRecord[] { return this.deps.store.all(); }
+
+  /** Container IDs whose image is imageId (for image removal conflicts). */
+  usersOfImage(imageId: string): ContainerRecord[] {
+    return this.deps.store.all().filter((c) => c.Image === imageId);
+  }
+
+  stateDir(id: string): string { return join(this.deps.config.execRoot, id); }
+  containerDir(id: string): string { return this.deps.store.dirOf(id); }
+
+  private liveOf(id: string): Live {
+    let l = this.live.get(id);
+    if (!l) {
+      l = { exited: new EventEmitter(), started: new EventEmitter() };
+      l.exited.setMaxListeners(0); l.started.setMaxListeners(0);
+      this.live.set(id, l);
+    }
+    return l;
+  }
+
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(fn);
+    this.locks.set(id, next);
+    try { return await next; } finally { if (this.locks.get(id) === next) this.locks.delete(id); }
+  }
+
+  private publish(rec: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+    const labels = (rec.Config.Labels ?? {}) as Record<string, string>;
+    this.deps.events.publish({
+      Type: 'container', Action: action,
+      Actor: { ID: rec.Id, Attributes: { ...labels, image: rec.Config.Image ?? '', name: rec.Name.slice(1), ...extra } },
+    });
+  }
+
+  // ---- create ------------------------------------------------------------------------------
+
+  async create(body: Record<string, any>, name?: string): Promise<{ Id: string; Warnings: string[] }> {
+    const { HostConfig: hostConfigIn, NetworkingConfig: _net, ...config } = body ?? {};
+    const hostConfig: Record<string, any> = { ...(hostConfigIn ?? {}) };
+    if (!config.Image) throw new InvalidParameterError('No image specified');
+    const netMode = String(hostConfig.NetworkMode ?? '');
+    if (!ALLOWED_NETWORK_MODES.has(netMode)) {
+      throw new InvalidParameterError(`network mode "${netMode}" is not supported by berth yet: use "none" or "host"`);
+    }
+    if (netMode === '' || netMode === 'default') hostConfig.NetworkMode = 'bridge';
+    const runtime = hostConfig.Runtime || this.deps.config.defaultRuntime;
+    if (!this.deps.config.runtimes[runtime]) throw new InvalidParameterError(`unknown or invalid runtime name: ${runtime}`);
+    hostConfig.Runtime = runtime;
+    if (hostConfig.AutoRemove && hostConfig.RestartPolicy?.Name && !['', 'no'].includes(hostConfig.RestartPolicy.Name)) {
+      throw new InvalidParameterError("can't create 'AutoRemove' container with restart policy");
+    }
+    const fullName = name ? normaliseName(name) : `/${generateName((n) => this.names.has(n))}`;
+    const existing = this.names.get(fullName);
+    if (existing) {
+      throw new ConflictError(`Conflict. The container name "${fullName}" is already in use by container "${existing}". You have to remove (or rename) that container to be able to reuse that name.`);
+    }
+    const image = await this.deps.images.resolve(config.Image);
+    const merged = mergeImageConfig(image.Config ?? {}, config);
+    const entry = [...(merged.Entrypoint ?? []), ...(merged.Cmd ?? [])];
+    if (entry.length === 0) throw new InvalidParameterError('no command specified');
+
+    const id = randomBytes(32).toString('hex');
+    merged.Hostname ||= hostConfig.NetworkMode === 'host' ? '' : id.slice(0, 12);
+    this.names.set(fullName, id); // reserve before the first await that could interleave
+    try {
+      const dir = await this.deps.store.createDir(id);
+      const rec: ContainerRecord = {
+        Id: id, Name: fullName, Created: nowRfc3339Nano(),
+        Path: entry[0], Args: entry.slice(1),
+        Config: merged, HostConfig: hostConfig, Image: image.Id,
+        State: {
+          Status: 'created', Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
+          Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME,
+        },
+        RestartCount: 0, Driver: 'overlay2', Platform: image.Os ?? 'linux', ExecIDs: null,
+        LogPath: hostConfig.LogConfig?.Type === 'none' ? '' : join(dir, `${id}-json.log`),
+        ResolvConfPath: join(dir, 'resolv.conf'), HostnamePath: join(dir, 'hostname'), HostsPath: join(dir, 'hosts'),
+        Runtime: runtime,
+      };
+      if (!rec.HostConfig.LogConfig?.Type) rec.HostConfig.LogConfig = { Type: 'json-file', Config: rec.HostConfig.LogConfig?.Config ?? {} };
+      if (!['json-file', 'none'].includes(rec.HostConfig.LogConfig.Type)) {
+        throw new InvalidParameterError(`logging driver "${rec.HostConfig.LogConfig.Type}" is not supported by berth: use json-file or none`);
+      }
+      await this.deps.store.save(rec);
+      this.publish(rec, 'create');
+      return { Id: id, Warnings: [] };
+    } catch (err) {
+      this.names.delete(fullName);
+      await this.deps.store.remove(id).catch(() => {});
+      throw err;
+    }
+  }
+
+  // ---- start -------------------------------------------------------------------------------
+
+  async start(ref: string): Promise<void> {
+    const rec0 = this.get(ref);
+    await this.locked(rec0.Id, async () => {
+      const rec = this.get(rec0.Id);
+      if (rec.State.Running) throw new NotModifiedError('container already started');
+      if (rec.State.Status === 'removing' || rec.State.Dead) throw new ConflictError(`Container ${rec.Id} is marked for removal and cannot be started.`);
+      try {
+        await this.launch(rec);
+      } catch (err: any) {
+        rec.State.Error = String(err.message ?? err);
+        rec.State.ExitCode = /executable file not found|no such file or directory/.test(rec.State.Error) ? 127
+          : /permission denied/.test(rec.State.Error) ? 126 : 128;
+        await this.deps.store.save(rec).catch(() => {});
+        await unmountRootfs(this.containerDir(rec.Id)).catch(() => {});
+        throw err;
+      }
+    });
+  }
+
+  private runtimeOf(rec: ContainerRecord): { path: string; root: string } {
+    const rt = this.deps.config.runtimes[rec.Runtime] ?? this.deps.config.runtimes[this.deps.config.defaultRuntime];
+    return { path: rt.path, root: join(this.deps.config.execRoot, 'runtime', rec.Runtime) };
+  }
+
+  private async launch(rec: ContainerRecord): Promise<void> {
+    const dir = this.containerDir(rec.Id);
+    const stateDir = this.stateDir(rec.Id);
+    await rm(stateDir, { recursive: true, force: true });
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    const rootfs = await mountRootfs(dir, this.deps.images.layerDirs(rec.Image));
+    const c = rec.Config, h = rec.HostConfig;
+    const files = await writeEtcFiles(dir, {
+      hostname: c.Hostname || (await import('node:os')).hostname(), domainname: c.Domainname,
+      extraHosts: h.ExtraHosts, dns: h.Dns, dnsSearch: h.DnsSearch, dnsOptions: h.DnsOptions,
+    });
+    const user = await resolveUser(rootfs, c.User, h.GroupAdd);
+    const spec = buildSpec({
+      id: rec.Id, rootfs, config: c, hostConfig: h, user,
+      files: { hostsPath: files.hostsPath, resolvConfPath: files.resolvConfPath, hostnamePath: files.hostnamePath },
+      cgroupParent: h.CgroupParent || '/berth',
+      seccompProfileJson: seccompOpt(h.SecurityOpt),
+    });
+    await writeFile(join(stateDir, 'config.json'), JSON.stringify(spec));
+    const rt = this.runtimeOf(rec);
+    await mkdir(rt.root, { recursive: true, mode: 0o700 });
+    const logCfg = h.LogConfig?.Config ?? {};
+    const spawned = await monitor.spawnMonitor({
+      monitorPath: this.deps.monitorPath, id: rec.Id, dir: stateDir,
+      runtimePath: rt.path, runtimeRoot: rt.root, bundle: stateDir,
+      logPath: rec.LogPath || undefined,
+      logMaxSize: parseSize(logCfg['max-size']), logMaxFile: logCfg['max-file'] ? Number(logCfg['max-file']) : undefined,
+      tty: !!c.Tty, stdin: !!c.OpenStdin, stdinOnce: !!c.StdinOnce,
+    });
+    rec.MonitorPid = spawned.monitorPid;
+    rec.State = {
+      ...rec.State, Status: 'running', Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
+      Pid: spawned.pid, ExitCode: 0, Error: '', StartedAt: nowRfc3339Nano(), FinishedAt: ZERO_TIME,
+    };
+    const live = this.liveOf(rec.Id);
+    live.stopping = false;
+    // Watch for the exit before the process runs, so no exit can be missed.
+    await this.watchExit(rec.Id);
+    // Attach clients that were waiting for the start connect now, before the process runs.
+    const waiting: Promise<unknown>[] = [];
+    live.started.emit('started', waiting);
+    await Promise.all(waiting);
+    try {
+      await monitor.startContainer(rt.path, rt.root, rec.Id);
+    } catch (err) {
+      await monitor.killContainer(rt.path, rt.root, rec.Id, 'SIGKILL').catch(() => {});
+      throw err;
+    }
+    await this.deps.store.save(rec);
+    this.publish(rec, 'start');
+  }
+
+  /** Keeps a monitor connection that reports the exit; falls back to the exit file. */
+  private async watchExit(id: string): Promise<void> {
+    const dir = this.stateDir(id);
+    const conn = await monitor.attach(dir, { stdout: false, stderr: false, stdin: false, exit: true });
+    const live = this.liveOf(id);
+    live.exitWatch = conn;
+    conn.exit.then(async (status) => {
+      const st = status ?? (await monitor.readExitFile(dir))
+        ?? { exitCode: 255, signal: null, oomKilled: false, finishedAt: nowRfc3339Nano() };
+      await this.onExit(id, st);
+    }).catch(() => {});
+  }
+
+  private async onExit(id: string, st: ExitStatus, error = ''): Promise<void> {
+    const rec = this.deps.store.get(id);
+    if (!rec || !rec.State.Running) return;
+    rec.State = {
+      ...rec.State, Status: 'exited', Running: false, Paused: false, Restarting: false,
+      Pid: 0, ExitCode: st.exitCode, OOMKilled: st.oomKilled, Error: error, FinishedAt: st.finishedAt || nowRfc3339Nano(),
+    };
+    delete rec.MonitorPid;
+    await unmountRootfs(this.containerDir(id)).catch(() => {});
+    await this.deps.store.save(rec).catch(() => {});
+    if (st.oomKilled) this.publish(rec, 'oom');
+    this.publish(rec, 'die', { exitCode: String(st.exitCode) });
+    const live = this.liveOf(id);
+    live.exitWatch = undefined;
+    live.exited.emit('exit', st);
+    if (rec.HostConfig.AutoRemove) {
+      await this.remove(id, { force: true, removeVolumes: true }).catch(() => {});
+    }
+  }
+
+  // ---- stop / kill / restart -------------------------------------------------------------
+
+  async kill(ref: string, signal?: string): Promise<void> {
+    const rec = this.get(ref);
+    if (!rec.State.Running) {
+      throw new ConflictError(`Cannot kill container: ${ref}: Container ${rec.Id} is not running`);
+    }
+    const sig = parseSignal(signal, 'SIGKILL');
+    const rt = this.runtimeOf(rec);
+    await monitor.killContainer(rt.path, rt.root, rec.Id, String(sig)).catch((err) => {
+      if (this.get(rec.Id).State.Running) throw new SystemError(`Cannot kill container: ${ref}: ${err.message}`);
+    });
+    this.publish(rec, 'kill', { signal: String(sig) });
+  }
+
+  async stop(ref: string, opts: { signal?: string; timeout?: number } = {}): Promise<void> {
+    const rec = this.get(ref);
+    if (!rec.State.Running) throw new NotModifiedError('container already stopped');
+    const live = this.liveOf(rec.Id);
+    live.stopping = true;
+    const exited = new Promise((r) => live.exited.once('exit', r));
+    const sig = parseSignal(opts.signal || rec.Config.StopSignal, 'SIGTERM');
+    const timeout = opts.timeout ?? rec.Config.StopTimeout ?? 10;
+    const rt = this.runtimeOf(rec);
+    await monitor.killContainer(rt.path, rt.root, rec.Id, String(sig)).catch(() => {});
+    this.publish(rec, 'kill', { signal: String(sig) });
+    const done = timeout < 0 ? await exited.then(() => true)
+      : await Promise.race([exited.then(() => true), delay(timeout * 1000).then(() => false)]);
+    if (!done && this.get(rec.Id).State.Running) {
+      await monitor.killContainer(rt.path, rt.root, rec.Id, '9', true).catch(() => {});
+      this.publish(rec, 'kill', { signal: '9' });
+      await Promise.race([exited, delay(30_000)]);
+    }
+    this.publish(rec, 'stop');
+  }
+
+  async restart(ref: string, opts: { signal?: string; timeout?: number } = {}): Promise<void> {
+    const rec = this.get(ref);
+    if (rec.State.Running) await this.stop(rec.Id, opts).catch((e) => { if (!(e instanceof NotModifiedError)) throw e; });
+    await this.start(rec.Id);
+    this.publish(rec, 'restart');
+  }
+
+  // ---- wait ----------------------------------------------------------------------------------
+
+  async wait(ref: string, condition = 'not-running', signal?: AbortSignal): Promise<WaitResult> {
+    const rec = this.get(ref);
+    const live = this.liveOf(rec.Id);
+    const result = (code: number): WaitResult => ({ StatusCode: code });
+    if (condition === 'not-running' && !rec.State.Running) return result(rec.State.ExitCode);
+    return new Promise<WaitResult>((resolve, reject) => {
+      const cleanup = () => { live.exited.off('exit', onExit); live.exited.off('removed', onRemoved); };
+      const onExit = (st: ExitStatus) => {
+        if (condition === 'removed') return;
+        cleanup(); resolve(result(st.exitCode));
+      };
+      const onRemoved = (code: number) => { cleanup(); resolve(result(code)); };
+      live.exited.on('exit', onExit);
+      live.exited.on('removed', onRemoved);
+      signal?.addEventListener('abort', () => { cleanup(); reject(new Error('client went away')); });
+    });
+  }
+
+  // ---- remove --------------------------------------------------------------------------------
+
+  async remove(ref: string, opts: { force?: boolean; removeVolumes?: boolean } = {}): Promise<void> {
+    const rec0 = this.get(ref);
+    await this.locked(rec0.Id, async () => {
+      const rec = this.deps.store.get(rec0.Id);
+      if (!rec) return; // removed meanwhile (auto-remove raced a docker rm)
+      if (rec.State.Running) {
+        if (!opts.force) {
+          throw new ConflictError(`cannot remove container "${rec.Name}": container is running: stop the container before removing or force remove`);
+        }
+        const live = this.liveOf(rec.Id);
+        live.stopping = true;
+        const exited = new Promise((r) => live.exited.once('exit', r));
+        const rt = this.runtimeOf(rec);
+        await monitor.killContainer(rt.path, rt.root, rec.Id, '9', true).catch(() => {});
+        await Promise.race([exited, delay(30_000)]);
+        // AutoRemove of that exit may already have removed it.
+        if (!this.deps.store.get(rec.Id)) return;
+      }
+      rec.State.Status = 'removing';
+      await unmountRootfs(this.containerDir(rec.Id));
+      await rm(this.stateDir(rec.Id), { recursive: true, force: true });
+      await this.deps.store.remove(rec.Id);
+      this.names.delete(rec.Name);
+      this.publish(rec, 'destroy');
+      const live = this.live.get(rec.Id);
+      live?.exited.emit('removed', rec.State.ExitCode);
+      live?.started.emit('removed');
+      this.live.delete(rec.Id);
+    });
+  }
+
+  async rename(ref: string, newName: string): Promise<void> {
+    const rec = this.get(ref);
+    const full = normaliseName(newName);
+    if (full === rec.Name) throw new InvalidParameterError(`Renaming a container with the same name as its current name`);
+    const other = this.names.get(full);
+    if (other) throw new ConflictError(`Conflict. The container name "${full}" is already in use by container "${other}". You have to remove (or rename) that container to be able to reuse that name.`);
+    const old = rec.Name;
+    this.names.set(full, rec.Id);
+    rec.Name = full;
+    try { await this.deps.store.save(rec); } catch (e) { rec.Name = old; this.names.delete(full); throw e; }
+    this.names.delete(old);
+    this.publish(rec, 'rename', { oldName: old });
+  }
+
+  // ---- attach plumbing used by AttachService ------------------------------------------------
+
+  /**
+   * Resolves once the container's monitor is up (immediately when it runs). For a created
+   * container it waits for start(); `register` receives a promise list that start() awaits,
+   * so an attach can connect before the process runs.
+   */
+  whenStarted(id: string, register: (waiting: Promise<unknown>[]) => void): { cancel: () => void; removed: Promise<void> } {
+    const live = this.liveOf(id);
+    let onRemoved!: () => void;
+    const removed = new Promise<void>((r) => { onRemoved = r; });
+    live.started.on('started', register);
+    live.started.once('removed', onRemoved);
+    return {
+      cancel: () => { live.started.off('started', register); live.started.off('removed', onRemoved); },
+      removed,
+    };
+  }
+
+  /** Resolves when the current run of the container ends. */
+  nextExit(id: string): Promise<ExitStatus> {
+    const live = this.liveOf(id);
+    return new Promise((r) => live.exited.once('exit', r));
+  }
+
+  async resize(ref: string, h: number, w: number): Promise<void> {
+    const rec = this.get(ref);
+    if (!rec.State.Running) throw new ConflictError(`Container ${rec.Id} is not running`);
+    const conn = await monitor.attach(this.stateDir(rec.Id), { stdout: false, stderr: false, stdin: false, exit: false });
+    try { conn.resize(h, w); } finally { conn.close(); }
+    this.publish(rec, 'resize', { height: String(h), width: String(w) });
+  }
+
+  recordExec(id: string, execId: string): Promise<void> {
+    const rec = this.get(id);
+    rec.ExecIDs = [...(rec.ExecIDs ?? []), execId];
+    return this.deps.store.save(rec);
+  }
+
+  runtimeFor(rec: ContainerRecord): { path: string; root: string } { return this.runtimeOf(rec); }
+  publishEvent(rec: ContainerRecord, action: string, extra: Record<string, string> = {}): void { this.publish(rec, action, extra); }
+
+  /** On daemon shutdown: close our monitor connections; containers keep running. */
+  async shutdown(): Promise<void> {
+    for (const l of this.live.values()) l.exitWatch?.close();
+  }
+}
+
+function delay(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms).unref()); }
+
+function isAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e: any) { return e.code === 'EPERM'; }
+}
+
+function seccompOpt(opts: string[] | undefined): string | undefined {
+  for (const o of opts ?? []) {
+    const m = /^seccomp[=:](.*)$/s.exec(o);
+    if (m && m[1] !== 'unconfined' && m[1] !== 'builtin') return m[1];
+  }
+  return undefined;
+}
+
+/** "10m", "1g", "512k", "100" -> bytes. */
+export function parseSize(v: string | undefined): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$/i.exec(String(v));
+  if (!m) throw new InvalidParameterError(`invalid size: '${v}'`);
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  return Math.floor(Number(m[1]) * mult);
+}
