@@ -1,6 +1,8 @@
 // Builds every service with its dependencies passed explicitly (no globals).
 // Each service adds its field to Services and its construction to createServices.
 
+import type { ImageService } from './images.js';
+
 export interface DaemonConfig {
   dataRoot: string;   // default /var/lib/berth
   execRoot: string;   // default /run/berth
@@ -15,4 +17,5 @@ export interface DaemonConfig {
 
 export interface Services {
   config: DaemonConfig;
+  images: ImageService;
 }

@@ -1,0 +1,24 @@
+// The test image: busybox:latest built from Debian's busybox-static by scripts/make-test-image,
+// cached under /tmp (deterministic, so the cache is keyed by the busybox binary's digest).
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { access, readFile, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+// dist/compat-tests/images-fixture.js → repo root
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Path of a `docker load` archive holding busybox:latest; built once and cached. */
+export async function ensureBusyboxTar(): Promise<string> {
+  const bin = await readFile('/bin/busybox');
+  const key = createHash('sha256').update(bin).digest('hex').slice(0, 16);
+  const path = `/tmp/berth-busybox-${key}.tar`;
+  try { await access(path); return path; } catch { /* build it */ }
+  const tmp = `${path}.${process.pid}.tmp`;
+  await run(join(ROOT, 'scripts', 'make-test-image'), [tmp]);
+  await rename(tmp, path);
+  return path;
+}

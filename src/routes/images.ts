@@ -1,0 +1,90 @@
+// Image endpoints: list, inspect, history, tag, remove, prune, load, save, import.
+import { PassThrough } from 'node:stream';
+import { InvalidParameterError, NotImplementedError } from '../errors.js';
+import type { ImageService } from '../services/images.js';
+import { json, stream, type ApiRequest, type HandlerTable } from './types.js';
+
+function images(req: ApiRequest): ImageService {
+  const svc = (req.services as any).images as ImageService | undefined;
+  if (!svc) throw new NotImplementedError('image service is not available');
+  return svc;
+}
+
+const bool = (v: unknown): boolean => v === true || v === 'true' || v === '1' || v === 1;
+
+/** Runs work that reports progress lines; streams them as Docker JSON messages. */
+function progressStream(work: (msg: (m: object) => void) => Promise<void>): PassThrough {
+  const out = new PassThrough();
+  work((m) => out.write(JSON.stringify(m) + '\n'))
+    .catch((e: Error) => out.write(JSON.stringify({ errorDetail: { message: e.message }, error: e.message }) + '\n'))
+    .finally(() => out.end());
+  return out;
+}
+
+export const imageHandlers: HandlerTable = {
+  ImageList: (req) => {
+    const res = images(req).list({ all: bool(req.query.all), digests: bool(req.query.digests), filters: req.query.filters });
+    const old = parseFloat(req.apiVersion) < 1.44;
+    return json(res.map((i) => (old ? { ...i, VirtualSize: i.Size } : i)));
+  },
+
+  ImageInspect: async (req) => {
+    const rec = await images(req).resolve(req.params.name);
+    const old = parseFloat(req.apiVersion) < 1.44;
+    return json(old ? { ...rec, VirtualSize: rec.Size, Container: '', ContainerConfig: {} } : rec);
+  },
+
+  ImageHistory: (req) => json(images(req).history(req.params.name)),
+
+  ImageTag: async (req) => {
+    const repo = req.query.repo as string | undefined;
+    if (!repo) throw new InvalidParameterError('repository name must have at least one component');
+    await images(req).tag(req.params.name, repo, req.query.tag as string | undefined);
+    return { kind: 'empty', status: 201 };
+  },
+
+  ImageDelete: async (req) => json(await images(req).remove(req.params.name, { force: bool(req.query.force), noprune: bool(req.query.noprune) })),
+
+  ImagePrune: async (req) => json(await images(req).prune(req.query.filters)),
+
+  ImageLoad: async (req) => {
+    const svc = images(req);
+    const quiet = bool(req.query.quiet);
+    const body = req.bodyStream();
+    // Errors before any output (bad archive) still arrive in-stream, as on the Engine.
+    const out = progressStream(async (msg) => {
+      if (!quiet) msg({ status: 'Loading layers' });
+      await svc.load(body, (line) => msg({ stream: line }));
+    });
+    return stream(out, 'application/json');
+  },
+
+  ImageGet: (req) => stream(images(req).save([req.params.name]), 'application/x-tar'),
+
+  ImageGetAll: (req) => {
+    const names = req.rawQuery.getAll('names');
+    if (!names.length) throw new InvalidParameterError('no images specified');
+    return stream(images(req).save(names), 'application/x-tar');
+  },
+
+  ImageCreate: async (req) => {
+    const svc = images(req);
+    const fromSrc = req.query.fromSrc as string | undefined;
+    if (fromSrc === undefined) {
+      const pull = (req.services as any).registry;
+      if (pull?.pullHandler) return pull.pullHandler(req);
+      throw new NotImplementedError('pulling images is not supported yet');
+    }
+    if (fromSrc !== '-') throw new NotImplementedError('importing from a URL is not supported; use fromSrc=-');
+    const body = req.bodyStream();
+    const changes = req.rawQuery.getAll('changes');
+    const out = progressStream(async (msg) => {
+      const id = await svc.importImage(body, {
+        repo: req.query.repo as string | undefined, tag: req.query.tag as string | undefined,
+        message: req.query.message as string | undefined, changes, platform: req.query.platform as string | undefined,
+      });
+      msg({ status: id });
+    });
+    return stream(out, 'application/json');
+  },
+};
