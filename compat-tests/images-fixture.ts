@@ -1,7 +1,7 @@
 // The test image: busybox:latest built from Debian's busybox-static by scripts/make-test-image,
 // cached under /tmp (deterministic, so the cache is keyed by the busybox binary's digest).
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from "node:crypto";
 import { access, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,7 @@ export async function ensureBusyboxTar(): Promise<string> {
   const key = createHash('sha256').update(bin).digest('hex').slice(0, 16);
   const path = `/tmp/berth-busybox-${key}.tar`;
   try { await access(path); return path; } catch { /* build it */ }
-  const tmp = `${path}.${process.pid}.tmp`;
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   await run(join(ROOT, 'scripts', 'make-test-image'), [tmp]);
   await rename(tmp, path);
   return path;
