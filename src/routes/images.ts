@@ -49,11 +49,9 @@ export const imageHandlers: HandlerTable = {
 
   ImageLoad: async (req) => {
     const svc = images(req);
-    const quiet = bool(req.query.quiet);
     const body = req.bodyStream();
-    // Errors before any output (bad archive) still arrive in-stream, as on the Engine.
+    // Errors (a bad archive) arrive in-stream as errorDetail, as on the Engine.
     const out = progressStream(async (msg) => {
-      if (!quiet) msg({ status: 'Loading layers' });
       await svc.load(body, (line) => msg({ stream: line }));
     });
     return stream(out, 'application/json');

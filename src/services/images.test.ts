@@ -1,7 +1,7 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, lstat, readFile, writeFile, readdir } from 'node:fs/promises';
+import { mkdtemp, rm, lstat, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -123,7 +123,6 @@ test('import with changes and message; list filters', async (t) => {
   t.is(svc.list({ filters: { label: ['k=w'] } }).length, 0);
   t.is(svc.list({ filters: { reference: ['imp*'] } }).length, 1);
   t.is(svc.list({ filters: { dangling: ['true'] } }).length, 0);
-  await writeFile(join(tmpdir(), 'x'), '');
   t.deepEqual(applyChanges({}, ['WORKDIR /w', 'USER nobody']), { WorkingDir: '/w', User: 'nobody' });
   t.throws(() => applyChanges({}, ['BOGUS x']), { message: 'BOGUS is not a valid change command' });
 });
@@ -134,5 +133,4 @@ test('a layer whose content does not match its diffID is refused and nothing is 
   await t.throwsAsync(svc.addLayer(good as any, null, 'sha256:' + '0'.repeat(64)), { message: /digest mismatch/ });
   t.deepEqual((await readdir(join(root, 'content/sha256'))), []);
   t.deepEqual((await readdir(join(root, 'layers'))), []);
-  t.truthy(await readFile);
 });
