@@ -695,8 +695,25 @@ static void monitor_main(void) {
   exit(0);
 }
 
+/* The monitor works in DIR; paths given relative to the caller's cwd are made absolute. */
+static const char *absolute(const char *p) {
+  if (!p || p[0] == '/') return p;
+  char cwd[PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd)) return p;
+  size_t n = strlen(cwd) + strlen(p) + 2;
+  char *a = malloc(n);
+  if (!a) return p;
+  snprintf(a, n, "%s/%s", cwd, p);
+  return a;
+}
+
 int main(int argc, char **argv) {
   parse_args(argc, argv);
+  opt.bundle = absolute(opt.bundle);
+  opt.exec_process = absolute(opt.exec_process);
+  opt.log_path = absolute(opt.log_path);
+  opt.runtime_root = absolute(opt.runtime_root);
+  if (strchr(opt.runtime, '/')) opt.runtime = absolute(opt.runtime);
   close_range(3, ~0U, 0); /* nothing the caller leaked may reach the container */
   if (!realpath(opt.dir, abs_dir) || chdir(abs_dir)) {
     dprintf(2, "berth-monitor: state dir %s: %s\n", opt.dir, strerror(errno));

@@ -32,7 +32,7 @@ int run_runtime(const struct options *o, int in, int out, int err, const char *c
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     signal(SIGPIPE, SIG_DFL);
-    execv(argv[0], (char *const *)argv);
+    execvp(argv[0], (char *const *)argv);
     dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
     _exit(127);
   }
