@@ -365,3 +365,27 @@ rtest('memory: VmRSS of a monitor watching a sleep container', async (t) => {
   t.is((await conn.exit)?.exitCode, 137);
   await assertNoLeftovers(t, c);
 });
+
+rtest('a state dir longer than sun_path works (attach and console socket)', async (t) => {
+  const b = await makeBundle({ args: ['sh', '-c', 'read x; echo "in:$x"'], terminal: true });
+  const id = `mt-${randomBytes(5).toString('hex')}`;
+  const state = join(b.dir, 'exec', 'a'.repeat(64), 'exec', 'b'.repeat(64));
+  const root = join(b.dir, 'runtime-root');
+  await mkdir(state, { recursive: true });
+  t.true(join(state, 'attach.sock').length > 108);
+  let monitorPid = 0;
+  t.teardown(async () => {
+    if (monitorPid && alive(monitorPid)) process.kill(monitorPid, 'SIGKILL');
+    try { execFileSync(RUNC, ['--root', root, 'delete', '--force', id], { stdio: 'ignore' }); } catch { /* gone */ }
+    await b.cleanup();
+  });
+  const r = await spawnMonitor({ monitorPath: MONITOR, id, dir: state, runtimePath: RUNC, runtimeRoot: root, bundle: b.bundle, tty: true, stdin: true });
+  monitorPid = r.monitorPid;
+  const conn = await attach(state, { stdout: true, stderr: false, stdin: true, exit: true });
+  const got = collect(conn);
+  await startContainer(RUNC, root, id);
+  conn.writeStdin(Buffer.from('x\n'));
+  t.is((await conn.exit)?.exitCode, 0);
+  t.regex(got.out(), /in:x\r\n/);
+  t.true(await until(() => !alive(monitorPid)));
+});
