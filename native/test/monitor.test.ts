@@ -3,7 +3,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, writeFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rmdir, writeFile, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -342,6 +342,12 @@ rtest('log rotation: max-size and max-file', async (t) => {
 
 rtest('OOM kill is reported', async (t) => {
   if (!existsSync('/sys/fs/cgroup/memory')) { t.log('skipped: no cgroup v1 memory controller'); t.pass(); return; }
+  // runc removes the container's cgroup but not the parent made for the test.
+  t.teardown(async () => {
+    for (const ctrl of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
+      await rmdir(join('/sys/fs/cgroup', ctrl, 'berth-monitor-test')).catch(() => {});
+    }
+  });
   const c = await newCase(t, {
     args: ['sh', '-c', 'x=a; while true; do x="$x$x"; done'],
     cgroupsPath: `/berth-monitor-test/${randomBytes(4).toString('hex')}`, memoryLimit: 16 * 1024 * 1024,
