@@ -13,24 +13,37 @@ export const ALL_CAPABILITIES: readonly string[] = [
   'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
 ];
 
-let kernelCaps: string[] | undefined;
+let availableCaps: string[] | undefined;
 
-/** The capabilities this kernel supports (up to /proc/sys/kernel/cap_last_cap). */
-export function kernelCapabilities(): string[] {
-  if (!kernelCaps) {
-    let last = ALL_CAPABILITIES.length - 1;
+/**
+ * The capabilities the daemon itself holds (CapEff of /proc/self/status), which is what the
+ * Engine offers as "ALL": a runtime cannot grant more. Falls back to the kernel's cap_last_cap.
+ */
+export function availableCapabilities(): string[] {
+  if (!availableCaps) {
     try {
-      const n = Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
-      if (Number.isInteger(n) && n >= 0) last = Math.min(n, last);
-    } catch { /* not Linux or /proc missing: assume all known */ }
-    kernelCaps = ALL_CAPABILITIES.slice(0, last + 1);
+      const status = readFileSync('/proc/self/status', 'utf8');
+      const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+      if (hex) {
+        const mask = BigInt(`0x${hex}`);
+        availableCaps = ALL_CAPABILITIES.filter((_, bit) => (mask >> BigInt(bit)) & 1n);
+      }
+    } catch { /* not Linux */ }
+    if (!availableCaps) {
+      let last = ALL_CAPABILITIES.length - 1;
+      try {
+        const n = Number(readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8').trim());
+        if (Number.isInteger(n) && n >= 0) last = Math.min(n, last);
+      } catch { /* assume all known */ }
+      availableCaps = ALL_CAPABILITIES.slice(0, last + 1);
+    }
   }
-  return [...kernelCaps];
+  return [...availableCaps];
 }
 
 /** "net_admin", "CAP_NET_ADMIN", "all" -> canonical names; unknown names are a 400 like the Engine's. */
 export function normalizeCapabilities(names: readonly string[]): string[] {
-  const known = new Set(kernelCapabilities());
+  const known = new Set(availableCapabilities());
   return names.map((raw) => {
     let n = raw.toUpperCase();
     if (n === 'ALL') return n;
@@ -43,12 +56,12 @@ export function normalizeCapabilities(names: readonly string[]): string[] {
 
 /** The container's capability set from the defaults, CapAdd, CapDrop and Privileged, as the Engine computes it. */
 export function tweakCapabilities(base: readonly string[], add: readonly string[] = [], drop: readonly string[] = [], privileged = false): string[] {
-  if (privileged) return kernelCapabilities();
+  if (privileged) return availableCapabilities();
   if (add.length === 0 && drop.length === 0) return [...base];
   const dropN = normalizeCapabilities(drop);
   const addN = normalizeCapabilities(add);
   let caps: string[];
-  if (addN.includes('ALL')) caps = kernelCapabilities().filter((cap) => !dropN.includes(cap));
+  if (addN.includes('ALL')) caps = availableCapabilities().filter((cap) => !dropN.includes(cap));
   else if (dropN.includes('ALL')) caps = addN;
   else caps = [...base.filter((cap) => !dropN.includes(cap)), ...addN];
   return [...new Set(caps)];
