@@ -1,7 +1,9 @@
 // Builds every service with its dependencies passed explicitly (no globals).
 // Each service adds its field to Services and its construction to createServices.
 
-import type { ImageService } from './images.js';
+import { EventService } from './events.js';
+import { ImageService } from './images.js';
+import { SystemService } from './system.js';
 
 export interface DaemonConfig {
   dataRoot: string;   // default /var/lib/berth
@@ -17,5 +19,37 @@ export interface DaemonConfig {
 
 export interface Services {
   config: DaemonConfig;
+  events: EventService;
+  system: SystemService;
   images: ImageService;
+}
+
+/**
+ * Builds and initialises the services in dependency order. To plug a service in: construct it
+ * here, add it to the returned object, and register its counters/disk usage with
+ * `system.provide(...)`. A service with `shutdown()` is called on daemon exit (reverse order).
+ */
+export async function createServices(config: DaemonConfig): Promise<Services> {
+  const events = new EventService();
+  const system = new SystemService(config);
+  await system.init();
+  system.provide({ eventListeners: () => events.listenerCount });
+
+  const images = new ImageService(config.dataRoot, events);
+  await images.init();
+  system.provide({
+    imageCount: () => images.list({}).length,
+    diskUsage: { images: async () => ({ items: images.list({ all: true }), layersSize: images.list({ all: true }).reduce((n: number, i: any) => n + (i.Size ?? 0), 0) }) },
+  });
+
+  return { config, events, system, images };
+}
+
+/** Calls every service's shutdown hook, last constructed first; errors are reported, not thrown. */
+export async function shutdownServices(services: Services, onError: (name: string, err: unknown) => void = () => {}): Promise<void> {
+  for (const [name, svc] of Object.entries(services).reverse()) {
+    const hook = (svc as { shutdown?: () => Promise<void> | void } | null)?.shutdown;
+    if (typeof hook !== 'function' || name === 'config') continue;
+    try { await hook.call(svc); } catch (err) { onError(name, err); }
+  }
 }

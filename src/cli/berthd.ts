@@ -1,0 +1,61 @@
+// berthd: the daemon's entry point. Flags follow dockerd's (see --help).
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfig, USAGE } from './config.js';
+import { startDaemon, DaemonStartError } from '../server/daemon.js';
+import { createLogger } from '../server/log.js';
+import { ENGINE_VERSION, MAX_API_VERSION } from '../server/version.js';
+
+// dist/src/cli/berthd.js -> repository root
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+async function main(): Promise<number> {
+  let cli;
+  try {
+    cli = await loadConfig(process.argv.slice(2), REPO_ROOT);
+  } catch (e) {
+    if (e instanceof ConfigError) { process.stderr.write(`berthd: ${e.message}\n`); return 1; }
+    throw e;
+  }
+  if (cli.kind === 'help') { process.stdout.write(USAGE); return 0; }
+  if (cli.kind === 'version') { process.stdout.write(`Berth version ${ENGINE_VERSION} (API ${MAX_API_VERSION})\n`); return 0; }
+  if (cli.kind !== 'run') return 1;
+  const config = cli.config;
+  const log = createLogger(config.logLevel);
+  if (process.getuid?.() !== 0) log.warn('berthd is not running as root: containers will not start');
+  process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
+
+  let daemon;
+  try {
+    daemon = await startDaemon({
+      config,
+      log,
+      pidfile: config.pidfile,
+      tls: config.tls.tls ? { verify: config.tls.verify, ca: config.tls.ca, cert: config.tls.cert!, key: config.tls.key! } : undefined,
+    });
+  } catch (e) {
+    process.stderr.write(`berthd: ${e instanceof DaemonStartError ? e.message : (e as Error).stack ?? e}\n`);
+    return 1;
+  }
+  log.info('Daemon has completed initialization', { version: ENGINE_VERSION, dataRoot: config.dataRoot, runtime: config.defaultRuntime });
+
+  await new Promise<void>((resolve) => {
+    let signalled = false;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (signalled) { log.warn(`second ${sig}: exiting now`); process.exit(1); }
+      signalled = true;
+      log.info(`Processing signal '${sig}'`);
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  await daemon.stop();
+  log.info('Daemon shutdown complete');
+  return 0;
+}
+
+main().then((code) => process.exit(code), (err) => {
+  process.stderr.write(`berthd: ${(err as Error)?.stack ?? err}\n`);
+  process.exit(1);
+});
