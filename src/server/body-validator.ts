@@ -10,6 +10,7 @@ const Ajv = AjvModule.default ?? AjvModule;
 type ValidateFn = ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string; params?: any }> | null };
 
 const SCHEMAS_ID = 'berth:schemas';
+const LOOSE = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'pattern', 'minLength', 'maxLength', 'minItems', 'maxItems', 'uniqueItems', 'format', 'multipleOf'];
 
 /** Rewrites local $refs to the shared schema document and lets every typed node be null. */
 export function prepareSchema(node: unknown): unknown {
@@ -23,8 +24,11 @@ export function prepareSchema(node: unknown): unknown {
       out[k] = Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([name, s]) => [name, prepareSchema(s)]));
     } else out[k] = prepareSchema(v);
   }
+  // The spec's numeric and length bounds are not what the Engine enforces (the CLI sends
+  // MemorySwappiness: -1 against `minimum: 0`): only types, enums and required fields are checked.
+  for (const k of LOOSE) delete out[k];
   if (typeof out.type === 'string') out.type = [out.type, 'null'];
-  if (Array.isArray(out.enum) && !out.enum.includes(null)) out.enum = [...out.enum, null];
+  if (Array.isArray(out.enum)) out.enum = [...new Set([...out.enum, null, ...(out.enum.some((e) => typeof e === 'string') ? [''] : [])])];
   // Swagger 2 `format: binary` bodies are streams, never validated here.
   return out;
 }
