@@ -276,6 +276,13 @@ function thermalThrottleDirs(): string[] {
   return out;
 }
 
+/** The cleaned absolute working directory ("/" when unset); relative ones are refused like the Engine does. */
+function workingDir(dir: string | undefined): string {
+  if (!dir) return '/';
+  if (!dir.startsWith('/')) throw new InvalidParameterError(`the working directory '${dir}' is invalid, it needs to be an absolute path`);
+  return posix.normalize(dir).replace(/(.)\/+$/, '$1');
+}
+
 /** Build the OCI runtime spec (config.json) for one container. Throws InvalidParameterError on bad input. */
 export function buildSpec(input: SpecInput): OciSpec {
   const c = input.config, h = input.hostConfig;
@@ -342,7 +349,7 @@ export function buildSpec(input: SpecInput): OciSpec {
       user: { uid: input.user.uid, gid: input.user.gid, additionalGids: [...new Set(input.user.additionalGids)] },
       args,
       env: containerEnv(envConfig, input.user.home),
-      cwd: c.WorkingDir ? posix.normalize(c.WorkingDir) : '/',
+      cwd: workingDir(c.WorkingDir),
       capabilities: { bounding: [...caps], effective: [...caps], permitted: [...caps], inheritable: [], ambient: [] },
       noNewPrivileges: security.noNewPrivileges,
       oomScoreAdj: h.OomScoreAdj ?? 0,
