@@ -25,6 +25,19 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) log.warn('berthd is not running as root: containers will not start');
   process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
 
+  // Signal handlers go in before the socket exists: a client may ping and then stop us at once.
+  const signalled = new Promise<void>((resolve) => {
+    let seen = false;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (seen) { log.warn(`second ${sig}: exiting now`); process.exit(1); }
+      seen = true;
+      log.info(`Processing signal '${sig}'`);
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+
   let daemon;
   try {
     daemon = await startDaemon({
@@ -39,17 +52,7 @@ async function main(): Promise<number> {
   }
   log.info('Daemon has completed initialization', { version: ENGINE_VERSION, dataRoot: config.dataRoot, runtime: config.defaultRuntime });
 
-  await new Promise<void>((resolve) => {
-    let signalled = false;
-    const onSignal = (sig: NodeJS.Signals): void => {
-      if (signalled) { log.warn(`second ${sig}: exiting now`); process.exit(1); }
-      signalled = true;
-      log.info(`Processing signal '${sig}'`);
-      resolve();
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+  await signalled;
   await daemon.stop();
   log.info('Daemon shutdown complete');
   return 0;
