@@ -134,7 +134,7 @@ export class ApiServer {
       const buf = await body.read(JSON_BODY_LIMIT);
       if (buf.length > 0) {
         parsed = parseJsonBody(buf);
-        this.o.validator.validate(op, parsed);
+        await this.o.validator.validate(op, parsed);
       } else if (op.body!.required) {
         throw new InvalidParameterError('invalid JSON: request body is empty');
       }

@@ -2,11 +2,11 @@
 // Go clients send `null` for nil slices, maps and pointers almost everywhere, so every typed
 // schema also accepts null; validators are compiled on first use to keep start-up fast.
 import { readFileSync } from 'node:fs';
-import AjvModule from 'ajv';
+import type AjvType from 'ajv';
 import { InvalidParameterError } from '../errors.js';
 import type { Operation } from './route-table.js';
 
-const Ajv = AjvModule.default ?? AjvModule;
+type Ajv = AjvType.default;
 type ValidateFn = ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string; params?: any }> | null };
 
 const SCHEMAS_ID = 'berth:schemas';
@@ -34,26 +34,35 @@ export function prepareSchema(node: unknown): unknown {
 }
 
 export class BodyValidator {
-  private ajv: InstanceType<typeof Ajv> | undefined;
+  private ajv: Promise<Ajv> | undefined;
   private readonly cache = new Map<string, ValidateFn>();
 
   constructor(private readonly schemasUrl: URL) {}
 
-  private instance(): InstanceType<typeof Ajv> {
-    if (!this.ajv) {
+  /** ajv is loaded on first use (or by warm()), keeping it off the start-up path. */
+  private instance(): Promise<Ajv> {
+    this.ajv ??= (async () => {
+      const mod = await import('ajv');
+      // CommonJS interop: the class is module.exports.default (or module.exports itself).
+      const exp = mod.default as unknown as { default?: new (o: object) => Ajv } & (new (o: object) => Ajv);
+      const AjvClass = exp.default ?? exp;
       const file = JSON.parse(readFileSync(this.schemasUrl, 'utf8')) as { definitions: Record<string, unknown> };
-      this.ajv = new Ajv({ strict: false, allErrors: false, validateFormats: false, allowUnionTypes: true });
-      this.ajv.addSchema({ $id: SCHEMAS_ID, definitions: prepareSchema(file.definitions) as object });
-    }
+      const ajv = new AjvClass({ strict: false, allErrors: false, validateFormats: false, allowUnionTypes: true });
+      ajv.addSchema({ $id: SCHEMAS_ID, definitions: prepareSchema(file.definitions) as object });
+      return ajv;
+    })();
     return this.ajv;
   }
 
+  /** Loads ajv and the schemas in the background, after the daemon is listening. */
+  warm(): void { void this.instance().catch(() => {}); }
+
   /** Throws InvalidParameterError naming the first offending field. */
-  validate(op: Operation, body: unknown): void {
+  async validate(op: Operation, body: unknown): Promise<void> {
     if (!op.body) return;
     let fn = this.cache.get(op.operationId);
     if (!fn) {
-      fn = this.instance().compile(prepareSchema(op.body.schema) as object) as ValidateFn;
+      fn = (await this.instance()).compile(prepareSchema(op.body.schema) as object) as ValidateFn;
       this.cache.set(op.operationId, fn);
     }
     if (fn(body)) return;

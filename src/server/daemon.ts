@@ -60,19 +60,15 @@ export async function startDaemon(o: DaemonOptions): Promise<RunningDaemon> {
   })());
   try {
     services = await (o.services ?? createServices)(config);
-    api = new ApiServer({
-      services,
-      handlers: o.handlers ?? buildHandlers(),
-      routes: RouteTable.load(ROUTES_URL),
-      validator: new BodyValidator(SCHEMAS_URL),
-      log,
-    });
+    const validator = new BodyValidator(SCHEMAS_URL);
+    api = new ApiServer({ services, handlers: o.handlers ?? buildHandlers(), routes: RouteTable.load(ROUTES_URL), validator, log });
     for (const ep of endpoints) {
       const l = await listen(ep, api, o.tls);
       listeners.push(l);
       log.info(`API listen on ${l.address.replace(/^unix:\/\//, '')}`);
     }
     if (o.pidfile) await writeFile(o.pidfile, `${process.pid}\n`, { mode: 0o644 });
+    setImmediate(() => validator.warm());
   } catch (e) {
     await stop().catch(() => {});
     throw e;
