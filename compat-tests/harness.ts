@@ -128,8 +128,8 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
     pid: 0,
     docker: (args, o = {}) => new Promise((resolve) => {
       const env: Record<string, string> = { ...(process.env as Record<string, string>), DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: dockerConfig, ...o.env };
-      delete env.DOCKER_CONTEXT; delete env.DOCKER_TLS_VERIFY; delete env.DOCKER_CERT_PATH;
-      if (!o.env?.DOCKER_API_VERSION) delete env.DOCKER_API_VERSION;
+      // The caller's shell must not leak in: drop client settings the test did not ask for.
+      for (const k of ['DOCKER_CONTEXT', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'DOCKER_API_VERSION', 'DOCKER_TLS']) if (!o.env?.[k]) delete env[k];
       const p = spawn('docker', args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
       const out: Buffer[] = [], err: Buffer[] = [];
       p.stdout.on('data', (b: Buffer) => out.push(b));
