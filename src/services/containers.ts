@@ -229,6 +229,7 @@ export class ContainerService {
       cgroupParent: h.CgroupParent || '/berth',
       seccompProfileJson: seccompOpt(h.SecurityOpt),
     });
+    if (h.Init) addInit(spec);
     await writeFile(join(stateDir, 'config.json'), JSON.stringify(spec));
     const rt = this.runtimeOf(rec);
     await mkdir(rt.root, { recursive: true, mode: 0o700 });
@@ -452,6 +453,13 @@ export class ContainerService {
   async shutdown(): Promise<void> {
     for (const l of this.live.values()) l.exitWatch?.close();
   }
+}
+
+/** --init: Debian's tini-static as PID 1, bind-mounted where the Engine puts docker-init. */
+const INIT_BINARY = '/usr/bin/tini-static';
+function addInit(spec: any): void {
+  spec.mounts = [...(spec.mounts ?? []), { destination: '/sbin/docker-init', type: 'bind', source: INIT_BINARY, options: ['rbind', 'ro', 'nosuid', 'nodev'] }];
+  spec.process.args = ['/sbin/docker-init', '--', ...spec.process.args];
 }
 
 function delay(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms).unref()); }

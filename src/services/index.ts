@@ -4,6 +4,12 @@
 import { EventService } from './events.js';
 import { ImageService } from './images.js';
 import { SystemService } from './system.js';
+import { ContainerService } from './containers.js';
+import { AttachService } from './attach.js';
+import { ExecService } from './exec.js';
+import { ContainerStore } from '../store/containers.js';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface DaemonConfig {
   dataRoot: string;   // default /var/lib/berth
@@ -22,7 +28,13 @@ export interface Services {
   events: EventService;
   system: SystemService;
   images: ImageService;
+  containers: ContainerService;
+  attach: AttachService;
+  exec: ExecService;
 }
+
+/** The bundled berth-monitor, built by scripts/setup (make -C native). */
+const MONITOR_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'build', 'berth-monitor');
 
 /**
  * Builds and initialises the services in dependency order. To plug a service in: construct it
@@ -42,7 +54,25 @@ export async function createServices(config: DaemonConfig): Promise<Services> {
     diskUsage: { images: async () => ({ items: images.list({ all: true }), layersSize: images.list({ all: true }).reduce((n: number, i: any) => n + (i.Size ?? 0), 0) }) },
   });
 
-  return { config, events, system, images };
+  const containers = new ContainerService({
+    config, store: new ContainerStore(join(config.dataRoot, 'containers')), images, events, monitorPath: MONITOR_PATH,
+  });
+  await containers.init();
+  images.setUsageChecker((imageId) => containers.usersOfImage(imageId).map((c) => ({ Id: c.Id, running: c.State.Running })));
+  system.provide({
+    containerCounts: () => {
+      const all = containers.all();
+      return {
+        running: all.filter((c) => c.State.Running && !c.State.Paused).length,
+        paused: all.filter((c) => c.State.Paused).length,
+        stopped: all.filter((c) => !c.State.Running).length,
+      };
+    },
+  });
+  const attach = new AttachService(containers);
+  const exec = new ExecService(containers);
+
+  return { config, events, system, images, containers, attach, exec };
 }
 
 /** Calls every service's shutdown hook, last constructed first; errors are reported, not thrown. */
