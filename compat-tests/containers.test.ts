@@ -68,7 +68,7 @@ test('detached container: ps, logs, exec, stop, rm by ID prefix', async (t) => {
   const state = await d.docker(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'ticker']);
   t.is(state.stdout.trim(), 'exited 137'); // sleep as PID 1 ignores SIGTERM: killed after 1 s
   t.is((await d.docker(['rm', id.slice(0, 5)])).code, 0);
-  t.regex((await d.docker(['inspect', 'ticker'])).stderr, /No such (container|object): ticker/);
+  t.regex((await d.docker(['container', 'inspect', 'ticker'])).stderr, /No such container: ticker/);
 });
 
 test('stop of a process that obeys SIGTERM gives 143; kill gives 137', async (t) => {
@@ -106,15 +106,12 @@ test('user, read-only rootfs, capabilities, limits', async (t) => {
   t.regex(noCap.stderr, /Operation not permitted/);
   const nofile = await d.docker(['run', '--rm', '--ulimit', 'nofile=123:456', 'busybox', 'sh', '-c', 'ulimit -n; ulimit -Hn']);
   t.is(nofile.stdout, '123\n456\n');
-  const pids = await d.docker(['run', '--rm', '--pids-limit', '20', 'busybox', 'sh', '-c',
-    'for i in $(seq 1 40); do sleep 5 & done 2>/dev/null; echo done']);
-  t.regex(pids.stderr + pids.stdout, /can't fork|Resource temporarily unavailable|done/);
   const limit = await d.docker(['run', '--rm', '--pids-limit', '20', 'busybox', 'cat', '/sys/fs/cgroup/pids/pids.max']);
   t.is(limit.stdout.trim(), '20');
 });
 
 test('a read-only bind mount refuses writes', async (t) => {
-  const r = await d.docker(['run', '--rm', '-v', '/etc:/hostetc:ro', 'busybox', 'sh', '-c', 'test -f /hostetc/os-release && touch /hostetc/x']);
+  const r = await d.docker(['run', '--rm', '-v', '/etc:/hostetc:ro', 'busybox', 'sh', '-c', 'test -f /hostetc/hostname && touch /hostetc/x']);
   t.regex(r.stderr, /Read-only file system/);
   t.is(r.code, 1);
 });
@@ -130,6 +127,7 @@ test('--memory 32m: a process that needs more is OOM-killed', async (t) => {
 test('docker run -it gives a terminal: tty, exit code', async (t) => {
   // `script` gives the CLI a pty, as a person's terminal would.
   const r = await runInPty(`docker run -it --rm busybox sh -c 'tty; stty size; exit 3'`, d.host);
+  t.log(r.out);
   t.regex(r.out, /\/dev\/pts\/\d+/);
   t.is(r.code, 3);
 });
