@@ -154,6 +154,18 @@ test('a second daemon on the same data-root is refused', async (t) => {
   }
 });
 
+test('a second daemon on a socket that is in use is refused and leaves it alone', async (t) => {
+  const dir = await mkdtemp('/tmp/bt4-');
+  try {
+    const r = await runBerthd(['-H', d.host, '--data-root', `${dir}/data`, '--exec-root', `${dir}/exec`, '--pidfile', `${dir}/p`, '--config-file', join(d.dir, 'daemon.json')]);
+    t.is(r.code, 1);
+    t.regex(r.out, /another daemon is already listening on/);
+    t.is((await d.request('GET', '/_ping')).body, 'OK');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('daemon.json: unknown keys and flag/file duplicates are refused like dockerd', async (t) => {
   const dir = await mkdtemp('/tmp/bt3-');
   try {

@@ -37,7 +37,9 @@ export class DaemonStartError extends Error {}
 
 export async function startDaemon(o: DaemonOptions): Promise<RunningDaemon> {
   const { config, log } = o;
-  const endpoints = config.hosts.map((h) => parseHost(h, !!o.tls));
+  const endpoints = config.hosts.map((h) => {
+    try { return parseHost(h, !!o.tls); } catch (e) { throw new DaemonStartError((e as Error).message); }
+  });
   await mkdir(config.dataRoot, { recursive: true, mode: 0o711 });
   await mkdir(config.execRoot, { recursive: true, mode: 0o700 });
   let lock;
@@ -63,7 +65,9 @@ export async function startDaemon(o: DaemonOptions): Promise<RunningDaemon> {
     const validator = new BodyValidator(SCHEMAS_URL);
     api = new ApiServer({ services, handlers: o.handlers ?? buildHandlers(), routes: RouteTable.load(ROUTES_URL), validator, log });
     for (const ep of endpoints) {
-      const l = await listen(ep, api, o.tls);
+      const l = await listen(ep, api, o.tls).catch((e: Error) => {
+        throw new DaemonStartError(`cannot listen on ${ep.kind === 'unix' ? ep.path : `${ep.host}:${ep.port}`}: ${e.message}`);
+      });
       listeners.push(l);
       log.info(`API listen on ${l.address.replace(/^unix:\/\//, '')}`);
     }

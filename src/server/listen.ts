@@ -3,6 +3,7 @@
 import { chmod, chown, mkdir, readFile, unlink } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { ApiServer } from './api-server.js';
 
@@ -43,6 +44,14 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+function socketInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(path);
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  });
+}
+
 async function dockerGid(): Promise<number | undefined> {
   const text = await readFile('/etc/group', 'utf8').catch(() => '');
   const line = text.split('\n').find((l) => l.startsWith('docker:'));
@@ -67,6 +76,8 @@ export async function listen(ep: Endpoint, api: ApiServer, tls?: TlsOptions): Pr
   });
   if (ep.kind === 'unix') {
     await mkdir(dirname(ep.path), { recursive: true, mode: 0o755 });
+    // A socket file is stale unless something still accepts connections on it.
+    if (await socketInUse(ep.path)) throw new Error(`another daemon is already listening on ${ep.path}`);
     await unlink(ep.path).catch((e) => { if (e.code !== 'ENOENT') throw e; });
     await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(ep.path, () => { server.off('error', reject); resolve(); }); });
     await chmod(ep.path, 0o660);
