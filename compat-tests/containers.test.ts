@@ -43,7 +43,7 @@ test('stdout and stderr stay separate', async (t) => {
 for (const code of [0, 1, 3]) {
   test(`exit code ${code} propagates`, async (t) => {
     const r = await d.docker(['run', '--rm', 'busybox', 'sh', '-c', `exit ${code}`]);
-    t.is(r.code, code);
+    t.is(r.code, code, r.stderr);
   });
 }
 
@@ -113,7 +113,7 @@ test('user, read-only rootfs, capabilities, limits', async (t) => {
 test('a read-only bind mount refuses writes', async (t) => {
   const r = await d.docker(['run', '--rm', '-v', '/etc:/hostetc:ro', 'busybox', 'sh', '-c', 'test -f /hostetc/hostname && touch /hostetc/x']);
   t.regex(r.stderr, /Read-only file system/);
-  t.is(r.code, 1);
+  t.is(r.code, 1, r.stderr);
 });
 
 test('--memory 32m: a process that needs more is OOM-killed', async (t) => {

@@ -233,7 +233,12 @@ test('TCP with --tlsverify: the CLI connects with a client certificate, plain HT
     await mkdir(join(dir, 'client'));
     for (const [from, to] of [['ca.pem', 'ca.pem'], ['client.pem', 'cert.pem'], ['client-key.pem', 'key.pem']]) await copyFile(join(dir, from), join(dir, 'client', to));
     tlsd = await startDaemon({ args: ['-H', 'tcp://127.0.0.1:0', '--tlsverify', '--tlscacert', join(dir, 'ca.pem'), '--tlscert', join(dir, 'server.pem'), '--tlskey', join(dir, 'server-key.pem')] });
-    const port = /API listen on tcp:\/\/127\.0\.0\.1:(\d+)/.exec(await tlsd.logs())?.[1];
+    // The listen line can reach the log file a moment after the daemon answers /_ping.
+    let port: string | undefined;
+    for (let i = 0; i < 60 && !port; i++) {
+      port = /API listen on tcp:\/\/127\.0\.0\.1:(\d+)/.exec(await tlsd.logs())?.[1];
+      if (!port) await new Promise((r) => setTimeout(r, 50));
+    }
     t.truthy(port);
     const host = `tcp://127.0.0.1:${port}`;
     const ok = await tlsd.docker(['version', '--format', '{{.Server.APIVersion}}'], { env: { DOCKER_HOST: host, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: join(dir, 'client') } });
