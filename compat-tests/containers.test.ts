@@ -20,11 +20,12 @@ test.after.always(async () => {
 });
 
 test('docker run --rm busybox echo hi prints hi and leaves nothing behind', async (t) => {
-  const r = await d.docker(['run', '--rm', 'busybox', 'echo', 'hi']);
+  const r = await d.docker(['run', '--rm', '--name', 'echo-hi', 'busybox', 'echo', 'hi']);
   t.is(r.stderr, '');
   t.is(r.stdout, 'hi\n');
   t.is(r.code, 0);
-  const ps = await d.docker(['ps', '-aq', '--filter', 'ancestor=busybox']);
+  // other tests run containers at the same time: look for this one by name
+  const ps = await d.docker(['ps', '-aq', '--filter', 'name=^echo-hi$']);
   t.is(ps.stdout.trim(), '');
 });
 
@@ -54,6 +55,8 @@ test('detached container: ps, logs, exec, stop, rm by ID prefix', async (t) => {
   t.regex(id, /^[0-9a-f]{64}$/);
   const ps = await d.docker(['ps', '--format', '{{.Names}} {{.Status}}']);
   t.regex(ps.stdout, /ticker Up/);
+  t.true((await d.docker(['ps', '-q', '--no-trunc', '--filter', 'ancestor=busybox'])).stdout.split('\n').includes(id));
+  t.is((await d.docker(['ps', '-q', '--filter', 'ancestor=nosuchimage'])).stdout.trim(), '');
   await waitFor(async () => (await d.docker(['logs', 'ticker'])).stdout === 'started\n');
   const logs = await d.docker(['logs', 'ticker']);
   t.is(logs.stdout, 'started\n');

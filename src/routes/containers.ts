@@ -1,9 +1,9 @@
 // Container operations: parse the request, call ContainerService / AttachService, shape the reply.
 import { Readable } from 'node:stream';
-import { InvalidParameterError } from '../errors.js';
+import { InvalidParameterError, NotFoundError } from '../errors.js';
 import { filterContainers, inspectView, summaryView } from '../services/container-view.js';
 import { parseTimeArg, readLogs } from '../services/logs.js';
-import type { ApiRequest, HandlerTable } from './types.js';
+import type { HandlerTable } from './types.js';
 import { empty, hijacked, json, stream } from './types.js';
 
 const bool = (v: unknown, dflt = false): boolean => (v === undefined ? dflt : v === true || v === 'true' || v === '1' || v === 1);
@@ -16,32 +16,15 @@ export function outputContentType(apiVersion: string, tty: boolean): string {
   return !tty && multiplexedType ? 'application/vnd.docker.multiplexed-stream' : 'application/vnd.docker.raw-stream';
 }
 
-function filtersOf(req: ApiRequest): Record<string, string[]> {
-  const f = req.query.filters;
-  if (!f) return {};
-  if (typeof f === 'string') {
-    try { return normaliseFilters(JSON.parse(f)); } catch { throw new InvalidParameterError('invalid filter: filters must be JSON'); }
-  }
-  return normaliseFilters(f);
-}
-
-function normaliseFilters(f: any): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const [k, v] of Object.entries(f ?? {})) {
-    out[k] = Array.isArray(v) ? v.map(String) : Object.keys(v as object).filter((x) => (v as any)[x]);
-  }
-  return out;
-}
-
 export function containerHandlers(): HandlerTable {
   return {
     ContainerList(req) {
-      const { containers, images } = req.services as any;
-      const filters = filtersOf(req);
+      const { containers, images } = req.services;
+      const filters = (req.query.filters ?? {}) as Record<string, string[]>;
       let list = filterContainers(containers.all(), filters, bool(req.query.all), {
         lookup: (ref: string) => containers.get(ref),
         matchesAncestor: (rec, ref) => {
-          try { return images.resolve ? rec.Image === imageIdSync(images, ref) : false; } catch { return false; }
+          try { return rec.Image === images.find(ref).Id; } catch (e) { if (e instanceof NotFoundError) return false; throw e; }
         },
       });
       list.sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created));
@@ -155,12 +138,6 @@ export function containerHandlers(): HandlerTable {
   };
 }
 
-function safeLayerDirs(images: any, imageId: string): string[] {
+function safeLayerDirs(images: { layerDirs(id: string): string[] }, imageId: string): string[] {
   try { return images.layerDirs(imageId); } catch { return []; }
-}
-
-/** Ancestor filter: the image ID a reference names, if the image service knows it right now. */
-function imageIdSync(images: any, ref: string): string | undefined {
-  if (typeof images.lookupSync === 'function') return images.lookupSync(ref)?.Id;
-  return undefined;
 }

@@ -12,7 +12,7 @@ export function execHandlers(): HandlerTable {
     async ExecStart(req) {
       const exec = req.services.exec;
       const body = (req.body ?? {}) as { Detach?: boolean; Tty?: boolean; ConsoleSize?: [number, number] };
-      const ex = exec.get(req.params.id);
+      const ex = exec.checkStartable(req.params.id);
       if (body.ConsoleSize && !ex.ConsoleSize) ex.ConsoleSize = body.ConsoleSize;
       if (body.Detach) {
         await exec.start(ex.ID, { detach: true });

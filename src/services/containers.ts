@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { EventEmitter } from 'node:events';
 import { ConflictError, InvalidParameterError, NotFoundError, NotModifiedError, SystemError } from '../errors.js';
 import { ContainerStore, ZERO_TIME, type ContainerRecord } from '../store/containers.js';
@@ -219,7 +220,7 @@ export class ContainerService {
     const rootfs = await mountRootfs(dir, this.deps.images.layerDirs(rec.Image));
     const c = rec.Config, h = rec.HostConfig;
     const files = await writeEtcFiles(dir, {
-      hostname: c.Hostname || (await import('node:os')).hostname(), domainname: c.Domainname,
+      hostname: c.Hostname || hostname(), domainname: c.Domainname,
       extraHosts: h.ExtraHosts, dns: h.Dns, dnsSearch: h.DnsSearch, dnsOptions: h.DnsOptions,
     });
     const user = await resolveUser(rootfs, c.User, h.GroupAdd);
@@ -256,9 +257,13 @@ export class ContainerService {
     await Promise.all(waiting);
     try {
       await monitor.startContainer(rt.path, rt.root, rec.Id);
-    } catch (err) {
-      await monitor.killContainer(rt.path, rt.root, rec.Id, 'SIGKILL').catch(() => {});
-      throw err;
+    } catch (err: any) {
+      // runc opens exec.fifo (which lets the process run) and then removes it; a short-lived
+      // process can exit, and the monitor run `delete`, in between. The start did happen.
+      if (!/exec\.fifo: no such file or directory/.test(String(err?.message))) {
+        await monitor.killContainer(rt.path, rt.root, rec.Id, 'SIGKILL').catch(() => {});
+        throw err;
+      }
     }
     await this.deps.store.save(rec);
     this.publish(rec, 'start');

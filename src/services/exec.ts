@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
 import * as monitor from '../oci/monitor-client.js';
 import { resolveUser } from '../oci/spec-api.js';
+import { availableCapabilities } from '../oci/capabilities.js';
 import type { ContainerService } from './containers.js';
 import { DetachScanner, parseDetachKeys } from './attach.js';
 import { frame, STDERR, STDOUT } from './stdcopy.js';
@@ -90,7 +91,7 @@ export class ExecService {
       proc.user = { ...proc.user, uid: u.uid, gid: u.gid, additionalGids: u.additionalGids };
     }
     if (c.Privileged && spec.process?.capabilities) {
-      const all = allCapabilities();
+      const all = availableCapabilities();
       proc.capabilities = { bounding: all, effective: all, permitted: all };
     }
     if (ex.ConsoleSize) proc.consoleSize = { height: ex.ConsoleSize[0], width: ex.ConsoleSize[1] };
@@ -103,11 +104,18 @@ export class ExecService {
    * Starts the exec. With a client connection the output is streamed to it (multiplexed unless
    * TTY) and stdin forwarded; resolves when the process exited. Detached: resolves once running.
    */
-  async start(id: string, opts: { detach: boolean; tty?: boolean }, client?: Duplex): Promise<void> {
+  /** Throws what start() would refuse, so a route can answer before it hijacks the connection. */
+  checkStartable(id: string): ExecRecord {
     const ex = this.get(id);
     if (ex.started) throw new ConflictError(`Error: Exec command ${id} has already run`);
     const rec = this.containers.get(ex.ContainerID);
     if (!rec.State.Running) throw new ConflictError(`container ${rec.Id} is not running`);
+    return ex;
+  }
+
+  async start(id: string, opts: { detach: boolean; tty?: boolean }, client?: Duplex): Promise<void> {
+    const ex = this.checkStartable(id);
+    const rec = this.containers.get(ex.ContainerID);
     ex.started = true;
     const dir = this.dirOf(ex);
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -167,14 +175,4 @@ export class ExecService {
   forgetContainer(containerId: string): void {
     for (const [id, ex] of this.execs) if (ex.ContainerID === containerId) this.execs.delete(id);
   }
-}
-
-function allCapabilities(): string[] {
-  // Every capability the running kernel knows (cap_last_cap), by name.
-  const names = ['CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
-    'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE',
-    'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME',
-    'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG',
-    'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF', 'CHECKPOINT_RESTORE'];
-  return names.map((n) => `CAP_${n}`);
 }
