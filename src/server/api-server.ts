@@ -26,6 +26,9 @@ export interface ApiServerOptions {
   log: Logger;
 }
 
+/** Upgrade request bodies up to this size are read before dispatch (attach/exec options are tiny). */
+const EARLY_BODY_LIMIT = 1 << 20;
+
 /** Bytes of a request body, from a stream or (upgrade requests) a known prefix plus the socket. */
 interface BodySource {
   /** Whole body, for JSON; refuses more than `limit` bytes. */
@@ -79,18 +82,25 @@ export class ApiServer {
     socket.on('close', () => { this.upgraded.delete(socket); ac.abort(); });
     socket.on('error', () => {});
     const length = Number(req.headers['content-length'] ?? 0) || 0;
-    // Reading the body leaves some bytes over (client stdin sent early): the sink gets those.
+    // The body is read before the handler runs, whether it wants it or not: bytes after it are
+    // the client's early stdin, and a body the handler ignores (dockerode sends its attach
+    // options as JSON) must not reach the container's stdin, as with the Engine.
     const sink = new SinkProxy(new SocketSink(socket, head));
+    let early: Promise<Buffer> | undefined;
+    const readBody = () => early ??= readExact(socket, head, length).then(({ body: b, rest }) => {
+      sink.target = new SocketSink(socket, rest);
+      return b;
+    });
     const body: BodySource = {
       read: async (limit) => {
         if (length > limit) throw new PayloadTooLargeError(`request body too large (limit ${limit} bytes)`);
-        const { body: b, rest } = await readExact(socket, head, length);
-        sink.target = new SocketSink(socket, rest);
-        return b;
+        return readBody();
       },
       stream: () => { if (head.length) socket.unshift(head); head = Buffer.alloc(0); return socket; },
     };
-    void this.dispatch(req, sink, body, true, ac);
+    const go = () => void this.dispatch(req, sink, body, true, ac);
+    if (length > 0 && length <= EARLY_BODY_LIMIT) readBody().then(go, () => socket.destroy());
+    else go();
   };
 
   private async dispatch(req: IncomingMessage, sink: Sink, body: BodySource, wantsUpgrade: boolean, ac: AbortController): Promise<void> {
