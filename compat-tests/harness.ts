@@ -148,7 +148,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
       let code: number | null = null;
       if (child) {
         child.kill('SIGTERM');
-        code = await waitExit(child, 15_000);
+        code = await waitExit(child, 40_000); // the daemon stops its containers first (shutdown-timeout 15 s)
       }
       if (!keep) {
         await agent.close().catch(() => {});

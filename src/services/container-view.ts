@@ -68,9 +68,12 @@ function networkSettings(mode: string): Record<string, unknown> {
 export function statusText(rec: ContainerRecord, now = Date.now()): string {
   const s = rec.State;
   if (s.Status === 'removing') return 'Removal In Progress';
+  if (s.Restarting) return `Restarting (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
   if (s.Running) {
     const up = `Up ${humanDuration(now - Date.parse(s.StartedAt))}`;
-    return s.Paused ? `${up} (Paused)` : up;
+    if (s.Paused) return `${up} (Paused)`;
+    const h = s.Health?.Status;
+    return h === 'starting' ? `${up} (health: starting)` : h ? `${up} (${h})` : up;
   }
   if (s.Status === 'created') return 'Created';
   if (s.Dead) return 'Dead';
@@ -133,7 +136,7 @@ export function filterContainers(recs: ContainerRecord[], filters: Record<string
   // "all" is implied by filters that can only match stopped containers.
   const showAll = all || !!filters.status?.length || !!filters.exited?.length;
   return recs.filter((r) => {
-    if (!showAll && !r.State.Running) return false;
+    if (!showAll && !r.State.Running && !r.State.Restarting) return false;
     const any = (key: string, pred: (v: string) => boolean) => !filters[key]?.length || filters[key].some(pred);
     const every = (key: string, pred: (v: string) => boolean) => !filters[key]?.length || filters[key].every(pred);
     return any('id', (v) => r.Id.startsWith(v))
@@ -146,6 +149,6 @@ export function filterContainers(recs: ContainerRecord[], filters: Record<string
       && (!since || Date.parse(r.Created) > Date.parse(since.Created))
       && any('network', (v) => r.HostConfig.NetworkMode === v)
       && any('is-task', (v) => v === 'false')
-      && any('health', (v) => v === 'none');
+      && any('health', (v) => (r.State.Health?.Status ?? 'none') === v);
   });
 }

@@ -16,6 +16,8 @@ import { generateName, normaliseName } from './names.js';
 import { parseSignal } from './signals.js';
 import { nowRfc3339Nano } from './time.js';
 import type { DaemonConfig } from './index.js';
+import { Backoff, shouldRestart, startsWithDaemon, validateRestartPolicy } from './restart-policy.js';
+import { HealthMonitor, probeCommand, type ProbeResult } from './health.js';
 
 /** What ContainerService needs from the image service. */
 export interface ImageProvider {
@@ -46,6 +48,8 @@ interface Live {
   started: EventEmitter;         // 'started' once the monitor is up, before the process runs
   exitWatch?: monitor.MonitorConnection;
   stopping?: boolean;            // docker stop in progress: suppresses restart policies later
+  backoff: Backoff;              // restart policy delays
+  restartTimer?: NodeJS.Timeout; // pending policy restart
 }
 
 export class ContainerService {
@@ -53,6 +57,9 @@ export class ContainerService {
   private readonly names = new Map<string, string>(); // "/name" -> id
   /** Serialises lifecycle changes per container (start vs stop vs remove). */
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly health = new HealthMonitor();
+  private prober?: (id: string, cmd: string[], timeoutMs: number) => Promise<ProbeResult>;
+  private shuttingDown = false;
 
   constructor(private readonly deps: ContainerServiceDeps) {}
 
@@ -70,10 +77,44 @@ export class ContainerService {
       const dir = this.stateDir(rec.Id);
       const exit = await monitor.readExitFile(dir);
       if (exit) { await this.onExit(rec.Id, exit); continue; }
-      if (rec.MonitorPid && isAlive(rec.MonitorPid)) { this.watchExit(rec.Id).catch(() => {}); continue; }
+      if (rec.MonitorPid && isAlive(rec.MonitorPid)) {
+        this.watchExit(rec.Id).catch(() => {});
+        this.startHealth(rec, false);
+        continue;
+      }
       await this.onExit(rec.Id, { exitCode: 255, signal: null, oomKilled: false, finishedAt: nowRfc3339Nano() },
         'container monitor disappeared while the daemon was down');
     }
+  }
+
+  /** After init and once the execs can run: starts the containers the daemon brings up. */
+  startPolicyContainers(): void {
+    for (const rec of this.deps.store.all()) {
+      const wasRestarting = rec.State.Restarting;
+      if (rec.State.Running) continue;
+      if (!wasRestarting && !startsWithDaemon(rec.HostConfig.RestartPolicy, !!rec.HasBeenManuallyStopped)) continue;
+      this.start(rec.Id).catch(() => {});
+    }
+  }
+
+  /** The healthcheck runner (ExecService.probe), set once the exec service exists. */
+  setProber(fn: (id: string, cmd: string[], timeoutMs: number) => Promise<ProbeResult>): void { this.prober = fn; }
+
+  private startHealth(rec: ContainerRecord, fresh: boolean): void {
+    if (!this.prober || !probeCommand(rec.Config.Healthcheck)) { this.health.stop(rec.Id); return; }
+    if (fresh || !rec.State.Health) rec.State.Health = { Status: 'starting', FailingStreak: 0, Log: fresh ? [] : rec.State.Health?.Log ?? [] };
+    const prober = this.prober;
+    this.health.start(rec.Id, rec.Config.Healthcheck, {
+      state: () => this.deps.store.get(rec.Id)?.State.Health ?? null,
+      startedAt: () => Date.parse(this.deps.store.get(rec.Id)?.State.StartedAt ?? '') || Date.now(),
+      probe: (cmd, timeoutMs) => prober(rec.Id, cmd, timeoutMs),
+      changed: (status) => {
+        const cur = this.deps.store.get(rec.Id);
+        if (!cur) return;
+        this.deps.store.save(cur).catch(() => {});
+        if (status) this.publish(cur, `health_status: ${status}`);
+      },
+    });
   }
 
   // ---- lookup ------------------------------------------------------------------------------
@@ -105,7 +146,7 @@ export class ContainerService {
   private liveOf(id: string): Live {
     let l = this.live.get(id);
     if (!l) {
-      l = { exited: new EventEmitter(), started: new EventEmitter() };
+      l = { exited: new EventEmitter(), started: new EventEmitter(), backoff: new Backoff() };
       l.exited.setMaxListeners(0); l.started.setMaxListeners(0);
       this.live.set(id, l);
     }
@@ -141,6 +182,8 @@ export class ContainerService {
     const runtime = hostConfig.Runtime || this.deps.config.defaultRuntime;
     if (!this.deps.config.runtimes[runtime]) throw new InvalidParameterError(`unknown or invalid runtime name: ${runtime}`);
     hostConfig.Runtime = runtime;
+    validateRestartPolicy(hostConfig.RestartPolicy);
+    hostConfig.RestartPolicy = { Name: hostConfig.RestartPolicy?.Name || 'no', MaximumRetryCount: hostConfig.RestartPolicy?.MaximumRetryCount ?? 0 };
     if (hostConfig.AutoRemove && hostConfig.RestartPolicy?.Name && !['', 'no'].includes(hostConfig.RestartPolicy.Name)) {
       throw new InvalidParameterError("can't create 'AutoRemove' container with restart policy");
     }
@@ -194,12 +237,16 @@ export class ContainerService {
       const rec = this.get(rec0.Id);
       if (rec.State.Running) throw new NotModifiedError('container already started');
       if (rec.State.Status === 'removing' || rec.State.Dead) throw new ConflictError(`Container ${rec.Id} is marked for removal and cannot be started.`);
+      this.cancelRestart(rec);
+      rec.HasBeenManuallyStopped = false;
       try {
         await this.launch(rec);
       } catch (err: any) {
         rec.State.Error = String(err.message ?? err);
         rec.State.ExitCode = /executable file not found|no such file or directory/.test(rec.State.Error) ? 127
           : /permission denied/.test(rec.State.Error) ? 126 : 128;
+        rec.State.Restarting = false;
+        if (rec.State.Status === 'restarting') rec.State.Status = 'exited';
         await this.deps.store.save(rec).catch(() => {});
         await unmountRootfs(this.containerDir(rec.Id)).catch(() => {});
         throw err;
@@ -265,6 +312,7 @@ export class ContainerService {
         throw err;
       }
     }
+    this.startHealth(rec, true);
     await this.deps.store.save(rec);
     this.publish(rec, 'start');
   }
@@ -294,22 +342,74 @@ export class ContainerService {
     await this.deps.store.save(rec).catch(() => {});
     if (st.oomKilled) this.publish(rec, 'oom');
     this.publish(rec, 'die', { exitCode: String(st.exitCode) });
+    this.health.stop(id);
     const live = this.liveOf(id);
     live.exitWatch = undefined;
+    const manual = !!live.stopping || !!rec.HasBeenManuallyStopped;
+    if (!this.shuttingDown && !rec.HostConfig.AutoRemove
+        && shouldRestart(rec.HostConfig.RestartPolicy, { exitCode: st.exitCode, restartCount: rec.RestartCount, manual })) {
+      const uptime = Date.parse(rec.State.FinishedAt) - Date.parse(rec.State.StartedAt);
+      rec.State.Restarting = true;
+      rec.State.Status = 'restarting';
+      await this.deps.store.save(rec).catch(() => {});
+      live.restartTimer = setTimeout(() => { this.autoRestart(id).catch(() => {}); }, live.backoff.next(uptime));
+    }
     live.exited.emit('exit', st);
     if (rec.HostConfig.AutoRemove) {
       await this.remove(id, { force: true, removeVolumes: true }).catch(() => {});
     }
   }
 
+  /** A restart by policy, after its back-off delay. */
+  private async autoRestart(id: string): Promise<void> {
+    await this.locked(id, async () => {
+      const rec = this.deps.store.get(id);
+      const live = this.live.get(id);
+      if (!rec || !live || !rec.State.Restarting || rec.State.Running) return;
+      live.restartTimer = undefined;
+      rec.RestartCount++;
+      try {
+        await this.launch(rec);
+      } catch (err: any) {
+        rec.State = { ...rec.State, Restarting: false, Status: 'exited', Error: String(err?.message ?? err) };
+        await this.deps.store.save(rec).catch(() => {});
+        await unmountRootfs(this.containerDir(rec.Id)).catch(() => {});
+        return;
+      }
+      this.publish(rec, 'restart');
+    });
+  }
+
+  /** Drops a pending policy restart (docker stop/kill/rm/start while restarting). */
+  private cancelRestart(rec: ContainerRecord): boolean {
+    const live = this.live.get(rec.Id);
+    if (live?.restartTimer) { clearTimeout(live.restartTimer); live.restartTimer = undefined; }
+    if (!rec.State.Restarting) return false;
+    rec.State.Restarting = false;
+    rec.State.Status = 'exited';
+    return true;
+  }
+
+  /** Marks a user's stop or kill: persisted, so unless-stopped stays down after a daemon restart. */
+  private async markManualStop(rec: ContainerRecord): Promise<boolean> {
+    const wasRestarting = this.cancelRestart(rec);
+    if (!rec.HasBeenManuallyStopped || wasRestarting) {
+      rec.HasBeenManuallyStopped = true;
+      await this.deps.store.save(rec).catch(() => {});
+    }
+    return wasRestarting;
+  }
+
   // ---- stop / kill / restart -------------------------------------------------------------
 
   async kill(ref: string, signal?: string): Promise<void> {
     const rec = this.get(ref);
+    const sig = parseSignal(signal, 'SIGKILL');
     if (!rec.State.Running) {
+      if (await this.markManualStop(rec)) { this.publish(rec, 'kill', { signal: String(sig) }); return; }
       throw new ConflictError(`Cannot kill container: ${ref}: Container ${rec.Id} is not running`);
     }
-    const sig = parseSignal(signal, 'SIGKILL');
+    if (sig === 9 || sig === 15 || sig === 2) await this.markManualStop(rec);
     const rt = this.runtimeOf(rec);
     await monitor.killContainer(rt.path, rt.root, rec.Id, String(sig)).catch((err) => {
       if (this.get(rec.Id).State.Running) throw new SystemError(`Cannot kill container: ${ref}: ${err.message}`);
@@ -319,7 +419,11 @@ export class ContainerService {
 
   async stop(ref: string, opts: { signal?: string; timeout?: number } = {}): Promise<void> {
     const rec = this.get(ref);
-    if (!rec.State.Running) throw new NotModifiedError('container already stopped');
+    const wasRestarting = await this.markManualStop(rec);
+    if (!rec.State.Running) {
+      if (wasRestarting) { this.publish(rec, 'stop'); return; }
+      throw new NotModifiedError('container already stopped');
+    }
     const live = this.liveOf(rec.Id);
     live.stopping = true;
     const exited = new Promise((r) => live.exited.once('exit', r));
@@ -372,6 +476,10 @@ export class ContainerService {
     await this.locked(rec0.Id, async () => {
       const rec = this.deps.store.get(rec0.Id);
       if (!rec) return; // removed meanwhile (auto-remove raced a docker rm)
+      if (rec.State.Restarting) {
+        if (!opts.force) throw new ConflictError('cannot remove container: container is restarting: stop the container before removing or force remove');
+        this.cancelRestart(rec);
+      }
       if (rec.State.Running) {
         if (!opts.force) {
           throw new ConflictError(`cannot remove container "${rec.Name}": container is running: stop the container before removing or force remove`);
@@ -390,6 +498,7 @@ export class ContainerService {
       await rm(this.stateDir(rec.Id), { recursive: true, force: true });
       await this.deps.store.remove(rec.Id);
       this.names.delete(rec.Name);
+      this.health.stop(rec.Id);
       this.publish(rec, 'destroy');
       const live = this.live.get(rec.Id);
       live?.exited.emit('removed', rec.State.ExitCode);
@@ -456,6 +565,29 @@ export class ContainerService {
 
   /** On daemon shutdown: close our monitor connections; containers keep running. */
   async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    this.health.stopAll();
+    for (const l of this.live.values()) if (l.restartTimer) clearTimeout(l.restartTimer);
+    if (!this.deps.config.file['live-restore']) {
+      // As dockerd without live-restore: stop the containers (not marked as stopped by a user,
+      // so restart policies bring them back with the daemon), within the shutdown timeout.
+      const timeout = Number(this.deps.config.file['shutdown-timeout'] ?? 15);
+      await Promise.race([
+        Promise.all(this.deps.store.all().filter((r) => r.State.Running).map(async (r) => {
+          const live = this.liveOf(r.Id);
+          live.stopping = true;
+          const exited = new Promise((res) => live.exited.once('exit', res));
+          const rt = this.runtimeOf(r);
+          const t = Math.min(r.Config.StopTimeout ?? 10, timeout);
+          await monitor.killContainer(rt.path, rt.root, r.Id, String(parseSignal(r.Config.StopSignal, 'SIGTERM'))).catch(() => {});
+          if (!await Promise.race([exited.then(() => true), delay(t * 1000).then(() => false)])) {
+            await monitor.killContainer(rt.path, rt.root, r.Id, '9', true).catch(() => {});
+            await Promise.race([exited, delay(5000)]);
+          }
+        })),
+        delay((timeout + 10) * 1000),
+      ]);
+    }
     for (const l of this.live.values()) l.exitWatch?.close();
   }
 }

@@ -1,7 +1,7 @@
 // ExecService: processes started inside a running container (docker exec), each with its own
 // berth-monitor in exec mode. Exec records live in memory, as on the Engine.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
@@ -12,6 +12,7 @@ import type { ContainerService } from './containers.js';
 import { DetachScanner, parseDetachKeys } from './attach.js';
 import { frame, STDERR, STDOUT } from './stdcopy.js';
 import { rootfsPaths } from './rootfs.js';
+import { goDuration } from './health.js';
 
 export interface ExecRecord {
   ID: string;
@@ -35,7 +36,7 @@ export class ExecService {
 
   constructor(private readonly containers: ContainerService) {}
 
-  create(containerRef: string, body: Record<string, any>): { Id: string } {
+  create(containerRef: string, body: Record<string, any>, opts: { record?: boolean } = {}): { Id: string } {
     const rec = this.containers.get(containerRef);
     if (!rec.State.Running) throw new ConflictError(`container ${rec.Id} is not running`);
     if (rec.State.Paused) throw new ConflictError(`container ${rec.Id} is paused, unpause the container before exec`);
@@ -50,7 +51,7 @@ export class ExecService {
       Config: body, ConsoleSize: body.ConsoleSize ?? undefined, started: false,
     };
     this.execs.set(id, ex);
-    this.containers.recordExec(rec.Id, id).catch(() => {});
+    if (opts.record !== false) this.containers.recordExec(rec.Id, id).catch(() => {});
     this.containers.publishEvent(rec, `exec_create: ${cmd.join(' ')}`, { execID: id });
     return { Id: id };
   }
@@ -162,6 +163,54 @@ export class ExecService {
     await finished.catch(() => {});
     await new Promise<void>((r) => { if (gone) r(); else { conn.once('close', () => r()); setTimeout(r, 200).unref(); } });
     if (!gone) client!.end();
+  }
+
+  /**
+   * Runs a healthcheck probe: an exec whose output is collected (both streams, as the Engine
+   * does) and which is killed after timeoutMs. Not listed in the container's ExecIDs.
+   */
+  async probe(containerId: string, cmd: string[], timeoutMs: number): Promise<{ exitCode: number; output: string }> {
+    const { Id: id } = this.create(containerId, { Cmd: cmd, AttachStdout: true, AttachStderr: true }, { record: false });
+    const ex = this.get(id);
+    const rec = this.containers.get(ex.ContainerID);
+    ex.started = true;
+    const dir = this.dirOf(ex);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const rt = this.containers.runtimeFor(rec);
+      await monitor.spawnMonitor({
+        monitorPath: this.containers.monitorPath, id: rec.Id, dir,
+        runtimePath: rt.path, runtimeRoot: rt.root, execProcessFile: await this.processFile(ex, dir), waitStart: true,
+      });
+      ex.Running = true;
+      this.containers.publishEvent(rec, `exec_start: ${cmd.join(' ')}`, { execID: id });
+      const conn = await monitor.attach(dir, { stdout: true, stderr: true, stdin: false, exit: true });
+      const chunks: Buffer[] = [];
+      conn.on('stdout', (b: Buffer) => chunks.push(b));
+      conn.on('stderr', (b: Buffer) => chunks.push(b));
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        // with waitStart the pid is only known once the runtime wrote it; never signal pid 0 (our group)
+        readFile(join(dir, 'pid'), 'utf8').then((p) => {
+          const pid = parseInt(p, 10);
+          if (pid > 1) process.kill(pid, 'SIGKILL');
+        }).catch(() => {});
+      }, timeoutMs);
+      conn.start();
+      const st = (await conn.exit) ?? (await monitor.readExitFile(dir));
+      clearTimeout(timer);
+      conn.close();
+      ex.Running = false;
+      ex.Pid = 0;
+      ex.ExitCode = timedOut ? -1 : st ? st.exitCode : -1;
+      this.containers.publishEvent(rec, 'exec_die', { execID: id, exitCode: String(ex.ExitCode) });
+      const output = timedOut ? `Health check exceeded timeout (${goDuration(timeoutMs)})` : Buffer.concat(chunks).toString('utf8');
+      return { exitCode: ex.ExitCode, output };
+    } finally {
+      this.execs.delete(id);
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+    }
   }
 
   async resize(id: string, h: number, w: number): Promise<void> {

@@ -57,7 +57,11 @@ export async function createServices(config: DaemonConfig): Promise<Services> {
   const containers = new ContainerService({
     config, store: new ContainerStore(join(config.dataRoot, 'containers')), images, events, monitorPath: MONITOR_PATH,
   });
+  const attach = new AttachService(containers);
+  const exec = new ExecService(containers);
+  containers.setProber((id, cmd, timeoutMs) => exec.probe(id, cmd, timeoutMs));
   await containers.init();
+  containers.startPolicyContainers();
   images.setUsageChecker((imageId) => containers.usersOfImage(imageId).map((c) => ({ Id: c.Id, running: c.State.Running })));
   system.provide({
     containerCounts: () => {
@@ -69,8 +73,6 @@ export async function createServices(config: DaemonConfig): Promise<Services> {
       };
     },
   });
-  const attach = new AttachService(containers);
-  const exec = new ExecService(containers);
 
   return { config, events, system, images, containers, attach, exec };
 }

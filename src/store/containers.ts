@@ -17,6 +17,8 @@ export interface ContainerState {
   Error: string;
   StartedAt: string;
   FinishedAt: string;
+  /** Present while the container has a healthcheck (see services/health.ts). */
+  Health?: { Status: 'starting' | 'healthy' | 'unhealthy'; FailingStreak: number; Log: { Start: string; End: string; ExitCode: number; Output: string }[] };
 }
 
 export interface ContainerRecord {
@@ -41,6 +43,8 @@ export interface ContainerRecord {
   Runtime: string;
   /** berth-monitor of the running process, for reconnecting after a daemon restart. */
   MonitorPid?: number;
+  /** Stopped or killed by a user: restart policies leave it alone (also across daemon restarts). */
+  HasBeenManuallyStopped?: boolean;
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
