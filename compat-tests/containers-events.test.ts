@@ -127,3 +127,14 @@ sys.stdout.write('\\nEXIT=%d\\n' % os.waitstatus_to_exitcode(status))
   t.regex(r, /\r\n40 120\r\n/);
   t.regex(r, /EXIT=3/);
 });
+
+test('sizes: ps -s and inspect --size report what the container wrote', async (t) => {
+  await d.docker(['run', '--name', 'writes', 'busybox', 'sh', '-c', 'head -c 100000 /dev/zero > /big']);
+  const ins = JSON.parse((await d.docker(['container', 'inspect', '--size', 'writes'])).stdout)[0];
+  t.true(ins.SizeRw >= 100000 && ins.SizeRw < 110000, String(ins.SizeRw));
+  t.true(ins.SizeRootFs > ins.SizeRw);
+  t.is(JSON.parse((await d.docker(['container', 'inspect', 'writes'])).stdout)[0].SizeRw, undefined);
+  const ps = await d.docker(['ps', '-as', '--filter', 'name=^writes$', '--format', '{{.Size}}']);
+  t.regex(ps.stdout, /^100kB \(virtual [\d.]+MB\)\n$/);
+  await d.docker(['rm', 'writes']);
+});

@@ -2,6 +2,7 @@
 import { Readable } from 'node:stream';
 import { InvalidParameterError, NotFoundError } from '../errors.js';
 import { filterContainers, inspectView, summaryView } from '../services/container-view.js';
+import { containerSizes } from '../services/container-size.js';
 import { parseTimeArg, readLogs } from '../services/logs.js';
 import type { HandlerTable } from './types.js';
 import { empty, hijacked, json, stream } from './types.js';
@@ -18,7 +19,7 @@ export function outputContentType(apiVersion: string, tty: boolean): string {
 
 export function containerHandlers(): HandlerTable {
   return {
-    ContainerList(req) {
+    async ContainerList(req) {
       const { containers, images } = req.services;
       const filters = (req.query.filters ?? {}) as Record<string, string[]>;
       let list = filterContainers(containers.all(), filters, bool(req.query.all), {
@@ -30,7 +31,9 @@ export function containerHandlers(): HandlerTable {
       list.sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created));
       const limit = int(req.query.limit);
       if (limit && limit > 0) list = list.slice(0, limit);
-      return json(list.map((rec) => summaryView(rec, rec.Config.Image ?? rec.Image)));
+      const withSize = bool(req.query.size);
+      return json(await Promise.all(list.map(async (rec) => summaryView(rec, rec.Config.Image ?? rec.Image,
+        withSize ? await containerSizes(containers.containerDir(rec.Id), imageSize(images, rec.Image)) : undefined))));
     },
 
     async ContainerCreate(req) {
@@ -39,10 +42,11 @@ export function containerHandlers(): HandlerTable {
       return json(res, 201);
     },
 
-    ContainerInspect(req) {
+    async ContainerInspect(req) {
       const { containers, images } = req.services;
       const rec = containers.get(req.params.id);
-      return json(inspectView(rec, containers.containerDir(rec.Id), safeLayerDirs(images, rec.Image)));
+      const sizes = bool(req.query.size) ? await containerSizes(containers.containerDir(rec.Id), imageSize(images, rec.Image)) : undefined;
+      return json(inspectView(rec, containers.containerDir(rec.Id), safeLayerDirs(images, rec.Image), sizes));
     },
 
     async ContainerStart(req) {
@@ -140,4 +144,9 @@ export function containerHandlers(): HandlerTable {
 
 function safeLayerDirs(images: { layerDirs(id: string): string[] }, imageId: string): string[] {
   try { return images.layerDirs(imageId); } catch { return []; }
+}
+
+/** The image's size, 0 when it is gone (an image can be removed with force while containers use it). */
+function imageSize(images: { find(ref: string): { Size?: number } }, imageId: string): number {
+  try { return images.find(imageId).Size ?? 0; } catch { return 0; }
 }
