@@ -2,8 +2,9 @@
 // under /tmp, and drives it with the stock docker CLI or raw HTTP over the socket (undici).
 //   const d = await startDaemon(); await d.docker(['version']); await d.stop();
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
-import { openSync, closeSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { openSync, closeSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
@@ -79,6 +80,9 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const dockerConfig = join(dir, 'docker-config');
   const logFile = join(dir, 'daemon.log');
   await mkdir(dockerConfig);
+  // The CLI looks for plugins (compose) under DOCKER_CONFIG: share the user's plugin directory.
+  const plugins = join(homedir(), '.docker', 'cli-plugins');
+  if (existsSync(plugins)) await symlink(plugins, join(dockerConfig, 'cli-plugins'));
   await writeFile(configFile, JSON.stringify(opts.config ?? {}));
   const agent = new Agent({ connect: { socketPath: socket } });
   let child: ChildProcess | undefined;
