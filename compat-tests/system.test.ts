@@ -3,7 +3,7 @@
 // own start-up rules (data-root lock, daemon.json checks, clean SIGTERM).
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { access, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BERTHD, startDaemon, type Daemon } from './harness.js';
@@ -213,42 +213,6 @@ test('after SIGKILL the stale lock is taken over', async (t) => {
     t.is((await other.request('GET', '/_ping')).body, 'OK');
   } finally {
     await other.stop();
-  }
-});
-
-test('TCP with --tlsverify: the CLI connects with a client certificate, plain HTTP is refused', async (t) => {
-  const haveOpenssl = await new Promise<boolean>((resolve) => spawn('openssl', ['version']).on('error', () => resolve(false)).on('close', (c) => resolve(c === 0)));
-  if (!haveOpenssl) { t.log('skipped: openssl is not installed'); t.pass(); return; }
-  const dir = await mkdtemp('/tmp/btls-');
-  const ssl = (args: string[]): Promise<void> => new Promise((resolve, reject) => spawn('openssl', args, { cwd: dir, stdio: 'ignore' }).on('close', (c) => (c === 0 ? resolve() : reject(new Error(`openssl ${args[0]} failed`)))));
-  let tlsd: Daemon | undefined;
-  try {
-    await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=berth-test-ca']);
-    await writeFile(join(dir, 's.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-    await writeFile(join(dir, 'c.ext'), 'extendedKeyUsage=clientAuth\n');
-    for (const [name, ext] of [['server', 's.ext'], ['client', 'c.ext']]) {
-      await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
-      await ssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', ext]);
-    }
-    await mkdir(join(dir, 'client'));
-    for (const [from, to] of [['ca.pem', 'ca.pem'], ['client.pem', 'cert.pem'], ['client-key.pem', 'key.pem']]) await copyFile(join(dir, from), join(dir, 'client', to));
-    tlsd = await startDaemon({ args: ['-H', 'tcp://127.0.0.1:0', '--tlsverify', '--tlscacert', join(dir, 'ca.pem'), '--tlscert', join(dir, 'server.pem'), '--tlskey', join(dir, 'server-key.pem')] });
-    // The listen line can reach the log file a moment after the daemon answers /_ping.
-    let port: string | undefined;
-    for (let i = 0; i < 60 && !port; i++) {
-      port = /API listen on tcp:\/\/127\.0\.0\.1:(\d+)/.exec(await tlsd.logs())?.[1];
-      if (!port) await new Promise((r) => setTimeout(r, 50));
-    }
-    t.truthy(port);
-    const host = `tcp://127.0.0.1:${port}`;
-    const ok = await tlsd.docker(['version', '--format', '{{.Server.APIVersion}}'], { env: { DOCKER_HOST: host, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: join(dir, 'client') } });
-    t.is(ok.code, 0, ok.stderr);
-    t.is(ok.stdout.trim(), '1.55');
-    const plain = await tlsd.docker(['version'], { env: { DOCKER_HOST: host }, timeoutMs: 10_000 });
-    t.not(plain.code, 0);
-  } finally {
-    await tlsd?.stop();
-    await rm(dir, { recursive: true, force: true });
   }
 });
 

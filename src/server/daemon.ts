@@ -70,6 +70,12 @@ export async function startDaemon(o: DaemonOptions): Promise<RunningDaemon> {
       });
       listeners.push(l);
       log.info(`API listen on ${l.address.replace(/^unix:\/\//, '')}`);
+      if (ep.kind === 'tcp' && !o.tls?.verify) {
+        // As dockerd: an API on TCP without mutual TLS is root for anyone who can reach it.
+        log.warn(`Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.`, { host: l.address });
+        log.warn('Binding to an IP address, even on localhost, can also give access to scripts run in a browser. Be safe out there!', { host: l.address });
+        if (!o.tls) log.warn(`[DEPRECATION NOTICE]: API is accessible on ${l.address.replace(/^tcp:/, 'http:')} without encryption. Use --tlsverify with --tlscacert, --tlscert and --tlskey.`);
+      }
     }
     if (o.pidfile) await writeFile(o.pidfile, `${process.pid}\n`, { mode: 0o644 });
     setImmediate(() => validator.warm());
