@@ -4,12 +4,23 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig, USAGE } from './config.js';
 import { startDaemon, DaemonStartError } from '../server/daemon.js';
 import { createLogger } from '../server/log.js';
+import { checkDataRoot } from '../store/check.js';
 import { ENGINE_VERSION, MAX_API_VERSION } from '../server/version.js';
 
 // dist/src/cli/berthd.js -> repository root
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
+/** `berthd check --data-root DIR [--exec-root DIR]`: offline consistency check; exit 1 on problems. */
+async function check(args: string[]): Promise<number> {
+  const opt = (name: string, dflt: string) => { const i = args.indexOf(name); return i >= 0 && args[i + 1] ? args[i + 1]! : dflt; };
+  const problems = await checkDataRoot(opt('--data-root', '/var/lib/berth'), opt('--exec-root', '/run/berth'));
+  for (const p of problems) process.stdout.write(`${p}\n`);
+  process.stdout.write(`${problems.length} problem${problems.length === 1 ? '' : 's'} found\n`);
+  return problems.length ? 1 : 0;
+}
+
 async function main(): Promise<number> {
+  if (process.argv[2] === 'check') return check(process.argv.slice(3));
   let cli;
   try {
     cli = await loadConfig(process.argv.slice(2), REPO_ROOT);

@@ -1,7 +1,8 @@
 // ContainerService: the container lifecycle (create, start, stop, kill, wait, remove) on top of the
 // container store, the image service, the OCI spec builder and one berth-monitor per container.
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { EventEmitter } from 'node:events';
@@ -72,8 +73,9 @@ export class ContainerService {
   async init(): Promise<void> {
     const recs = await this.deps.store.load();
     for (const rec of recs) this.names.set(rec.Name, rec.Id);
+    await this.removeOrphanStateDirs(new Set(recs.map((r) => r.Id)));
     for (const rec of recs) {
-      if (!rec.State.Running) continue;
+      if (!rec.State.Running) { await this.cleanupHalfStarted(rec); continue; }
       const dir = this.stateDir(rec.Id);
       const exit = await monitor.readExitFile(dir);
       if (exit) { await this.onExit(rec.Id, exit); continue; }
@@ -84,6 +86,37 @@ export class ContainerService {
       }
       await this.onExit(rec.Id, { exitCode: 255, signal: null, oomKilled: false, finishedAt: nowRfc3339Nano() },
         'container monitor disappeared while the daemon was down');
+    }
+  }
+
+  /**
+   * A container whose start was cut short by a crash (the runtime created it, the record was not
+   * yet saved as running) or whose exit was recorded while leftovers remained: end the process,
+   * let the runtime delete it, unmount its rootfs and drop the state dir, so nothing leaks.
+   */
+  private async cleanupHalfStarted(rec: ContainerRecord): Promise<void> {
+    const dir = this.stateDir(rec.Id);
+    const monitorPid = parseInt(await readFile(join(dir, 'monitor.pid'), 'utf8').catch(() => ''), 10);
+    if (monitorPid > 1 && isAlive(monitorPid) && await isMonitorOf(monitorPid, rec.Id)) {
+      const rt = this.runtimeOf(rec);
+      await monitor.killContainer(rt.path, rt.root, rec.Id, '9', true).catch(() => {});
+      // the monitor runs the runtime's delete when the process is gone; a created-only container
+      // never ran, so the monitor waiting for `start` is ended directly
+      for (let i = 0; i < 50 && isAlive(monitorPid); i++) await delay(20);
+      if (isAlive(monitorPid)) { try { process.kill(monitorPid, 'SIGKILL'); } catch { /* gone */ } }
+      await runtimeDelete(rt.path, rt.root, rec.Id);
+    }
+    await unmountRootfs(this.containerDir(rec.Id)).catch(() => {});
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+
+  /** State dirs in the exec-root of containers that have no record (a create cut short). */
+  private async removeOrphanStateDirs(known: Set<string>): Promise<void> {
+    const names = await readdir(this.deps.config.execRoot).catch(() => [] as string[]);
+    for (const n of names) {
+      if (!/^[0-9a-f]{64}$/.test(n) || known.has(n)) continue;
+      const fake = { Id: n, Runtime: this.deps.config.defaultRuntime } as ContainerRecord;
+      await this.cleanupHalfStarted(fake);
     }
   }
 
@@ -337,6 +370,7 @@ export class ContainerService {
       ...rec.State, Status: 'exited', Running: false, Paused: false, Restarting: false,
       Pid: 0, ExitCode: st.exitCode, OOMKilled: st.oomKilled, Error: error, FinishedAt: st.finishedAt || nowRfc3339Nano(),
     };
+    const monitorPid = rec.MonitorPid;
     delete rec.MonitorPid;
     await unmountRootfs(this.containerDir(id)).catch(() => {});
     await this.deps.store.save(rec).catch(() => {});
@@ -355,9 +389,27 @@ export class ContainerService {
       live.restartTimer = setTimeout(() => { this.autoRestart(id).catch(() => {}); }, live.backoff.next(uptime));
     }
     live.exited.emit('exit', st);
+    void this.dropStateDir(id, monitorPid);
     if (rec.HostConfig.AutoRemove) {
       await this.remove(id, { force: true, removeVolumes: true }).catch(() => {});
     }
+  }
+
+  /**
+   * The run's state dir (exit file, attach socket) is not needed once its exit is recorded: it
+   * goes when the monitor has finished (it runs the runtime's delete after the exit), unless a
+   * new run owns the directory by then.
+   */
+  private async dropStateDir(id: string, monitorPid: number | undefined): Promise<void> {
+    const dir = this.stateDir(id);
+    if (monitorPid) for (let i = 0; i < 250 && isAlive(monitorPid); i++) await delay(20);
+    await this.locked(id, async () => {
+      const rec = this.deps.store.get(id);
+      if (rec?.State.Running) return;
+      const owner = parseInt(await readFile(join(dir, 'monitor.pid'), 'utf8').catch(() => ''), 10);
+      if (monitorPid && owner && owner !== monitorPid) return;
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+    });
   }
 
   /** A restart by policy, after its back-off delay. */
@@ -600,6 +652,17 @@ function addInit(spec: any): void {
 }
 
 function delay(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms).unref()); }
+
+/** Guards against a recycled PID: the process must be a berth-monitor for this container. */
+async function isMonitorOf(pid: number, id: string): Promise<boolean> {
+  const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  const args = cmd.split('\0');
+  return (args[0] ?? '').endsWith('berth-monitor') && args.includes(id);
+}
+
+function runtimeDelete(runtimePath: string, root: string, id: string): Promise<void> {
+  return new Promise((resolve) => execFile(runtimePath, ['--root', root, 'delete', '--force', id], { timeout: 10_000 }, () => resolve()));
+}
 
 function isAlive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e: any) { return e.code === 'EPERM'; }
