@@ -110,3 +110,14 @@ test('unknown filter keys are refused', (t) => {
   const svc = new EventService();
   t.throws(() => svc.stream({ filters: { colour: ['red'] } }), { message: /invalid filter 'colour'/ });
 });
+
+test('a subscriber that stops reading is cut off, not buffered without bound', async (t) => {
+  const ev = new EventService();
+  const s = ev.stream({});
+  s.pause(); // never reads
+  const big = { a: 'x'.repeat(10_000) };
+  for (let i = 0; i < 1000; i++) ev.publish({ Type: 'container', Action: 'start', Actor: { ID: String(i), Attributes: big } });
+  t.true(s.destroyed);
+  await new Promise((r) => setImmediate(r)); // 'close' follows destroy on the next tick
+  t.is(ev.listenerCount, 0);
+});

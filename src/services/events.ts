@@ -36,6 +36,9 @@ export interface StreamOptions {
   signal?: AbortSignal;
 }
 
+/** Bytes of unread events a subscriber may have queued before it is disconnected. */
+export const MAX_SUBSCRIBER_BACKLOG = 4 * 1024 * 1024;
+
 const FILTER_KEYS = new Set(['config', 'container', 'daemon', 'event', 'image', 'label', 'network', 'node', 'plugin', 'scope', 'secret', 'service', 'type', 'volume']);
 
 /** Parses the Engine's timestamp arguments: "secs[.nanos]" or RFC 3339. Returns ns since epoch. */
@@ -159,7 +162,12 @@ export class EventService {
     const filters = o.filters ?? {};
     validateEventFilters(filters);
     const out = new PassThrough();
-    const write = (ev: EventMessage): void => { out.write(encodeEvent(ev, o.apiVersion) + '\n'); };
+    const write = (ev: EventMessage): void => {
+      if (out.destroyed) return;
+      // A subscriber that stopped reading is cut off rather than buffered for without bound.
+      if (out.writableLength + out.readableLength > MAX_SUBSCRIBER_BACKLOG) { out.destroy(); return; }
+      out.write(encodeEvent(ev, o.apiVersion) + '\n');
+    };
     const now = nowNano();
     if (o.since !== undefined) for (const ev of this.history(o.since, o.until, filters)) write(ev);
     if (o.until !== undefined && o.until <= now) {
