@@ -102,7 +102,7 @@ export class ContainerService {
       await monitor.killContainer(rt.path, rt.root, rec.Id, '9', true).catch(() => {});
       // the monitor runs the runtime's delete when the process is gone; a created-only container
       // never ran, so the monitor waiting for `start` is ended directly
-      for (let i = 0; i < 50 && isAlive(monitorPid); i++) await delay(20);
+      for (let i = 0; i < 50 && isAlive(monitorPid); i++) await sleep(20);
       if (isAlive(monitorPid)) { try { process.kill(monitorPid, 'SIGKILL'); } catch { /* gone */ } }
       await runtimeDelete(rt.path, rt.root, rec.Id);
     }
@@ -402,7 +402,7 @@ export class ContainerService {
    */
   private async dropStateDir(id: string, monitorPid: number | undefined): Promise<void> {
     const dir = this.stateDir(id);
-    if (monitorPid) for (let i = 0; i < 250 && isAlive(monitorPid); i++) await delay(20);
+    if (monitorPid) for (let i = 0; i < 250 && isAlive(monitorPid); i++) await sleep(20);
     await this.locked(id, async () => {
       const rec = this.deps.store.get(id);
       if (rec?.State.Running) return;
@@ -651,7 +651,10 @@ function addInit(spec: any): void {
   spec.process.args = ['/sbin/docker-init', '--', ...spec.process.args];
 }
 
+/** For timeouts raced against other events: never keeps the process alive by itself. */
 function delay(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms).unref()); }
+/** For polling: keeps the process alive (during start-up nothing else may). */
+function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 
 /** Guards against a recycled PID: the process must be a berth-monitor for this container. */
 async function isMonitorOf(pid: number, id: string): Promise<boolean> {
