@@ -27,6 +27,8 @@ export interface StartOptions {
   config?: Record<string, unknown>;
   logLevel?: string;
   env?: Record<string, string>;
+  /** Data-root to use instead of <dir>/data (e.g. on a small filesystem); the caller removes it. */
+  dataRoot?: string;
   /** Milliseconds to wait for the first OK /_ping (default 20 s). */
   readyTimeoutMs?: number;
 }
@@ -73,7 +75,7 @@ async function unmountBelow(dir: string): Promise<void> {
 
 export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const dir = await mkdtemp('/tmp/bt-');
-  const dataRoot = join(dir, 'data');
+  const dataRoot = opts.dataRoot ?? join(dir, 'data');
   const execRoot = join(dir, 'exec');
   const socket = join(dir, 'api.sock');
   const configFile = join(dir, 'daemon.json');

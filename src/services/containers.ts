@@ -275,6 +275,11 @@ export class ContainerService {
       try {
         await this.launch(rec);
       } catch (err: any) {
+        // whatever the failed start got as far as (monitor, runtime container, mounts) goes again
+        const wasCreated = rec.State.FinishedAt === ZERO_TIME;
+        rec.State = { ...rec.State, Running: false, Pid: 0, Status: wasCreated ? 'created' : 'exited' };
+        delete rec.MonitorPid;
+        await this.cleanupHalfStarted(rec);
         rec.State.Error = String(err.message ?? err);
         rec.State.ExitCode = /executable file not found|no such file or directory/.test(rec.State.Error) ? 127
           : /permission denied/.test(rec.State.Error) ? 126 : 128;
