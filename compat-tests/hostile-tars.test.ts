@@ -1,0 +1,70 @@
+// The hostile tar table against layer extraction, docker load and docker import: nothing is
+// written outside, and each archive is refused with a clear message or contained.
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { lstat, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { extractLayer } from '../src/oci/tar-extract.js';
+import { startDaemon, type Daemon } from './harness.js';
+import { asImageArchive, hostileArchives, hostileTars } from './hostile-tars.js';
+
+let d: Daemon;
+let outside: string;
+test.before(async () => {
+  outside = await mkdtemp('/tmp/bhostile-');
+  d = await startDaemon();
+});
+test.after.always(async () => {
+  await d?.stop();
+  await rm(outside, { recursive: true, force: true });
+});
+
+function dockerWithInput(args: string[], input: Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn('docker', args, { env: { ...process.env, DOCKER_HOST: d.host } });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (b) => { stdout += b; });
+    p.stderr.on('data', (b) => { stderr += b; });
+    p.stdin.on('error', () => {});
+    p.stdin.end(input);
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+test.serial('layer extraction contains or refuses every hostile tar', async (t) => {
+  for (const c of await hostileTars(outside)) {
+    const dest = await mkdtemp('/tmp/bhostile-layer-');
+    try {
+      await extractLayer(Readable.from([c.tar]), dest).then(() => 'contained', (e: Error) => `refused: ${e.message}`);
+      t.deepEqual(await readdir(outside), [], c.name);
+      // a hard link inside the layer to a host file would let a container write to it
+      const host = await stat('/etc/hostname');
+      for (const name of await readdir(dest).catch(() => [] as string[])) {
+        const st = await lstat(join(dest, name));
+        t.false(st.ino === host.ino && st.dev === host.dev, `${c.name}: ${name} is the host's /etc/hostname`);
+      }
+    } finally {
+      await rm(dest, { recursive: true, force: true });
+    }
+  }
+});
+
+test.serial('docker import and docker load contain or refuse every hostile tar', async (t) => {
+  let i = 0;
+  for (const c of await hostileTars(outside)) {
+    i++;
+    const imp = await dockerWithInput(['import', '-', `hostile-import:${i}`], c.tar);
+    if (imp.code !== 0) t.regex(imp.stderr, /(Error response from daemon|error importing tar): .+/, `${c.name}: ${imp.stderr}`);
+    t.deepEqual(await readdir(outside), [], `import: ${c.name}`);
+    const load = await dockerWithInput(['load'], await asImageArchive(c.tar, `hostile-load:${i}`));
+    if (load.code !== 0) t.regex(load.stderr, /\S/, `${c.name}: ${load.stderr}`);
+    t.deepEqual(await readdir(outside), [], `load: ${c.name}`);
+  }
+  for (const c of await hostileArchives(outside)) {
+    const load = await dockerWithInput(['load'], c.tar);
+    t.not(load.code, 0, c.name);
+    t.deepEqual(await readdir(outside), [], `load: ${c.name}`);
+  }
+  t.is((await d.docker(['version'])).code, 0);
+});
