@@ -150,3 +150,39 @@ test('clean stop: containers stop without live-restore, keep running with it; al
     await cleanup(lr);
   }
 });
+
+test('a HEALTHCHECK from the image runs; the container can override and disable it', async (t) => {
+  const d = shared;
+  // a tiny image from the host's busybox, with its healthcheck set by `docker import --change`
+  const { readFile } = await import('node:fs/promises');
+  const { packTar } = await import('./hostile-tars.js');
+  const { spawn } = await import('node:child_process');
+  const rootfs = await packTar([
+    { header: { name: 'bin/busybox', mode: 0o755 }, data: await readFile('/bin/busybox') },
+    ...['sh', 'sleep', 'true', 'false', 'touch', 'test'].map((n) => ({ header: { name: `bin/${n}`, type: 'symlink' as const, linkname: 'busybox' } })),
+    { header: { name: 'tmp', type: 'directory' as const, mode: 0o1777 } },
+  ]);
+  const imp = await new Promise<number>((resolve) => {
+    const p = spawn('docker', ['import', '-c', 'HEALTHCHECK --interval=200ms --retries=1 CMD test -f /tmp/ok', '-c', 'CMD ["sleep", "600"]', '-', 'hc:1'],
+      { env: { ...process.env, DOCKER_HOST: d.host }, stdio: ['pipe', 'ignore', 'inherit'] });
+    p.stdin.end(rootfs);
+    p.on('close', (c) => resolve(c ?? -1));
+  });
+  t.is(imp, 0);
+  t.is(await inspectImage(d, 'hc:1'), '{"Test":["CMD-SHELL","test -f /tmp/ok"],"Interval":200000000,"Retries":1}');
+  await d.docker(['run', '-d', '--name', 'from-image', 'hc:1']);
+  t.true(await waitFor(async () => (await inspect(d, '{{.State.Health.Status}}', 'from-image')) === 'unhealthy'));
+  await d.docker(['exec', 'from-image', 'touch', '/tmp/ok']);
+  t.true(await waitFor(async () => (await inspect(d, '{{.State.Health.Status}}', 'from-image')) === 'healthy'));
+  await d.docker(['run', '-d', '--name', 'override', '--health-cmd', 'true', 'hc:1']);
+  t.true(await waitFor(async () => (await inspect(d, '{{.State.Health.Status}}', 'override')) === 'healthy'));
+  t.is(await inspect(d, '{{.Config.Healthcheck.Interval}}', 'override'), '200ms'); // the image's interval stays
+  await d.docker(['run', '-d', '--name', 'disabled', '--no-healthcheck', 'hc:1']);
+  t.is(await inspect(d, '{{.State.Health}}', 'disabled'), '<nil>');
+  await d.docker(['rm', '-f', 'from-image', 'override', 'disabled']);
+  await d.docker(['rmi', 'hc:1']);
+});
+
+async function inspectImage(d: Daemon, ref: string): Promise<string> {
+  return (await d.docker(['image', 'inspect', '-f', '{{json .Config.Healthcheck}}', ref])).stdout.trim();
+}

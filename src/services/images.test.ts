@@ -134,3 +134,11 @@ test('a layer whose content does not match its diffID is refused and nothing is 
   t.deepEqual((await readdir(join(root, 'content/sha256'))), []);
   t.deepEqual((await readdir(join(root, 'layers'))), []);
 });
+
+test('HEALTHCHECK changes: flags as Go durations, CMD exec and shell forms, NONE', (t) => {
+  t.deepEqual(applyChanges({}, ['HEALTHCHECK --interval=1m30s --timeout=500ms --retries=4 CMD wget -q localhost']).Healthcheck,
+    { Interval: 90e9, Timeout: 500e6, Retries: 4, Test: ['CMD-SHELL', 'wget -q localhost'] });
+  t.deepEqual(applyChanges({}, ['HEALTHCHECK CMD ["true", "x"]']).Healthcheck, { Test: ['CMD', 'true', 'x'] });
+  t.deepEqual(applyChanges({}, ['HEALTHCHECK NONE']).Healthcheck, { Test: ['NONE'] });
+  t.throws(() => applyChanges({}, ['HEALTHCHECK --interval=5x CMD true']), { message: /invalid duration/ });
+});

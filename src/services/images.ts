@@ -513,7 +513,42 @@ function parseUntil(v: string): number {
   return t;
 }
 
-/** Applies Dockerfile-style `changes` (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL, ONBUILD). */
+/** Go duration ("30s", "1m30s", "500ms", "1.5h") -> nanoseconds. */
+export function parseGoDuration(v: string): number {
+  const units: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0, m, pos = 0;
+  if (v === '0') return 0;
+  while ((m = re.exec(v))) { total += Number(m[1]) * units[m[2]]; pos = re.lastIndex; }
+  if (pos !== v.length || v === '') throw new InvalidParameterError(`time: invalid duration "${v}"`);
+  return Math.round(total);
+}
+
+/** `HEALTHCHECK [--interval=.. --timeout=.. --start-period=.. --start-interval=.. --retries=N] CMD ...` or `NONE`. */
+export function parseHealthcheck(rest: string): Record<string, unknown> {
+  let t = rest.trim();
+  const h: Record<string, unknown> = {};
+  const flags: Record<string, string> = { interval: 'Interval', timeout: 'Timeout', 'start-period': 'StartPeriod', 'start-interval': 'StartInterval' };
+  let m;
+  while ((m = /^--([a-z-]+)=(\S+)\s*/.exec(t))) {
+    if (m[1] === 'retries') h.Retries = Number(m[2]);
+    else if (flags[m[1]]) h[flags[m[1]]] = parseGoDuration(m[2]);
+    else throw new InvalidParameterError(`Unknown flag: ${m[1]}`);
+    t = t.slice(m[0].length);
+  }
+  const kind = /^(\w+)\s*(.*)$/s.exec(t);
+  if (!kind) throw new InvalidParameterError('HEALTHCHECK requires a command or NONE');
+  const type = kind[1].toUpperCase();
+  if (type === 'NONE') return { Test: ['NONE'] };
+  if (type !== 'CMD') throw new InvalidParameterError(`Unknown type "${type}" in HEALTHCHECK (try CMD)`);
+  const cmd = kind[2].trim();
+  if (cmd.startsWith('[')) {
+    try { const a = JSON.parse(cmd); if (Array.isArray(a)) return { ...h, Test: ['CMD', ...a.map(String)] }; } catch { /* shell form */ }
+  }
+  return { ...h, Test: ['CMD-SHELL', cmd] };
+}
+
+/** Applies Dockerfile-style `changes` (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL, ONBUILD, HEALTHCHECK). */
 export function applyChanges(base: Record<string, any>, changes: string[]): Record<string, any> {
   const c: Record<string, any> = { ...base };
   const list = (rest: string): string[] => {
@@ -550,6 +585,7 @@ export function applyChanges(base: Record<string, any>, changes: string[]): Reco
       case 'WORKDIR': c.WorkingDir = rest.trim(); break;
       case 'STOPSIGNAL': c.StopSignal = rest.trim(); break;
       case 'ONBUILD': c.OnBuild = [...(c.OnBuild ?? []), rest.trim()]; break;
+      case 'HEALTHCHECK': c.Healthcheck = parseHealthcheck(rest); break;
       default: throw new InvalidParameterError(`${instr} is not a valid change command`);
     }
   }
