@@ -61,6 +61,8 @@ export class ContainerService {
   private readonly health = new HealthMonitor();
   private prober?: (id: string, cmd: string[], timeoutMs: number) => Promise<ProbeResult>;
   private shuttingDown = false;
+  /** State-dir removals still waiting for their monitor: shutdown lets them finish. */
+  private readonly pendingCleanups = new Set<Promise<void>>();
 
   constructor(private readonly deps: ContainerServiceDeps) {}
 
@@ -394,7 +396,8 @@ export class ContainerService {
       live.restartTimer = setTimeout(() => { this.autoRestart(id).catch(() => {}); }, live.backoff.next(uptime));
     }
     live.exited.emit('exit', st);
-    void this.dropStateDir(id, monitorPid);
+    const cleanup = this.dropStateDir(id, monitorPid).finally(() => this.pendingCleanups.delete(cleanup));
+    this.pendingCleanups.add(cleanup);
     if (rec.HostConfig.AutoRemove) {
       await this.remove(id, { force: true, removeVolumes: true }).catch(() => {});
     }
@@ -645,6 +648,7 @@ export class ContainerService {
         delay((timeout + 10) * 1000),
       ]);
     }
+    await Promise.race([Promise.all([...this.pendingCleanups]), delay(6000)]);
     for (const l of this.live.values()) l.exitWatch?.close();
   }
 }
