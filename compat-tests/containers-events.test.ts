@@ -1,23 +1,13 @@
 // Container events, prefix lookup, logs --since, and an interactive shell through the stock CLI.
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { startDaemon, type Daemon } from './harness.js';
-import { ensureBusyboxTar } from './images-fixture.js';
+import type { Daemon } from './harness.js';
+import { removeAllAndStop, startDaemonWithBusybox } from './images-fixture.js';
 
 let d: Daemon;
 
-test.before(async () => {
-  d = await startDaemon();
-  const load = await d.docker(['load', '-i', await ensureBusyboxTar()]);
-  if (load.code !== 0) throw new Error(`docker load failed: ${load.stderr}`);
-});
-
-test.after.always(async () => {
-  if (!d) return;
-  const ids = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-  if (ids.length) await d.docker(['rm', '-f', ...ids]);
-  await d.stop();
-});
+test.before(async () => { d = await startDaemonWithBusybox(); });
+test.after.always(() => removeAllAndStop(d));
 
 test.serial('a container lifecycle publishes the Engine events in order', async (t) => {
   const since = Math.floor(Date.now() / 1000) - 1;

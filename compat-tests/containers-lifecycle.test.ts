@@ -1,20 +1,7 @@
 // Restart policies, healthchecks and live restore through the stock CLI.
 import test from 'ava';
-import { startDaemon, type Daemon } from './harness.js';
-import { ensureBusyboxTar } from './images-fixture.js';
-
-async function daemonWithBusybox(opts: Parameters<typeof startDaemon>[0] = {}): Promise<Daemon> {
-  const d = await startDaemon(opts);
-  const load = await d.docker(['load', '-i', await ensureBusyboxTar()]);
-  if (load.code !== 0) throw new Error(`docker load failed: ${load.stderr}`);
-  return d;
-}
-
-async function cleanup(d: Daemon): Promise<void> {
-  const ids = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-  if (ids.length) await d.docker(['rm', '-f', ...ids]);
-  await d.stop();
-}
+import type { Daemon } from './harness.js';
+import { removeAllAndStop, startDaemonWithBusybox } from './images-fixture.js';
 
 async function waitFor(pred: () => Promise<boolean>, ms = 10_000): Promise<boolean> {
   const end = Date.now() + ms;
@@ -25,8 +12,8 @@ async function waitFor(pred: () => Promise<boolean>, ms = 10_000): Promise<boole
 const inspect = async (d: Daemon, fmt: string, name: string) => (await d.docker(['inspect', '-f', fmt, name])).stdout.trim();
 
 let shared: Daemon;
-test.before(async () => { shared = await daemonWithBusybox(); });
-test.after.always(async () => { if (shared) await cleanup(shared); });
+test.before(async () => { shared = await startDaemonWithBusybox(); });
+test.after.always(() => removeAllAndStop(shared));
 
 test('on-failure:2 restarts twice, then leaves the container exited', async (t) => {
   const d = shared;
@@ -96,7 +83,7 @@ test('healthcheck timeout and --no-healthcheck', async (t) => {
 });
 
 test('live restore: SIGKILL the daemon during steady work; nothing lost, nothing stopped', async (t) => {
-  const d = await daemonWithBusybox();
+  const d = await startDaemonWithBusybox();
   try {
     // a line every 10 ms, numbered
     await d.docker(['run', '-d', '--name', 'writer', 'busybox', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; usleep 10000; done']);
@@ -122,12 +109,12 @@ test('live restore: SIGKILL the daemon during steady work; nothing lost, nothing
     t.is(stop.code, 0, stop.stderr);
     t.is(await inspect(d, '{{.State.Status}}', 'writer'), 'exited');
   } finally {
-    await cleanup(d);
+    await removeAllAndStop(d);
   }
 });
 
 test('clean stop: containers stop without live-restore, keep running with it; always comes back', async (t) => {
-  const plain = await daemonWithBusybox();
+  const plain = await startDaemonWithBusybox();
   try {
     await plain.docker(['run', '-d', '--name', 'p1', 'busybox', 'sleep', '600']);
     await plain.docker(['run', '-d', '--name', 'p2', '--restart', 'always', 'busybox', 'sleep', '600']);
@@ -138,16 +125,16 @@ test('clean stop: containers stop without live-restore, keep running with it; al
     t.is(await inspect(plain, '{{.State.Status}}', 'p3'), 'exited');
     t.true(await waitFor(async () => (await inspect(plain, '{{.State.Status}}', 'p2')) === 'running'));
   } finally {
-    await cleanup(plain);
+    await removeAllAndStop(plain);
   }
-  const lr = await daemonWithBusybox({ config: { 'live-restore': true } });
+  const lr = await startDaemonWithBusybox({ config: { 'live-restore': true } });
   try {
     await lr.docker(['run', '-d', '--name', 'kept', 'busybox', 'sleep', '600']);
     const pid = await inspect(lr, '{{.State.Pid}}', 'kept');
     await lr.restart();
     t.is(await inspect(lr, '{{.State.Status}} {{.State.Pid}}', 'kept'), `running ${pid}`);
   } finally {
-    await cleanup(lr);
+    await removeAllAndStop(lr);
   }
 });
 

@@ -1,23 +1,13 @@
 // docker run end to end through the stock CLI: create, start, attach, wait, logs, exec, stop, rm.
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { startDaemon, type Daemon } from './harness.js';
-import { ensureBusyboxTar } from './images-fixture.js';
+import type { Daemon } from './harness.js';
+import { removeAllAndStop, startDaemonWithBusybox } from './images-fixture.js';
 
 let d: Daemon;
 
-test.before(async () => {
-  d = await startDaemon();
-  const load = await d.docker(['load', '-i', await ensureBusyboxTar()]);
-  if (load.code !== 0) throw new Error(`docker load failed: ${load.stderr}`);
-});
-
-test.after.always(async () => {
-  if (!d) return;
-  const ids = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-  if (ids.length) await d.docker(['rm', '-f', ...ids]);
-  await d.stop();
-});
+test.before(async () => { d = await startDaemonWithBusybox(); });
+test.after.always(() => removeAllAndStop(d));
 
 test('docker run --rm busybox echo hi prints hi and leaves nothing behind', async (t) => {
   const r = await d.docker(['run', '--rm', '--name', 'echo-hi', 'busybox', 'echo', 'hi']);

@@ -1,7 +1,7 @@
 // A few rounds of SIGKILL fault injection in npm test (scripts/bench/reliability runs 50).
 import test from 'ava';
 import { startDaemon } from './harness.js';
-import { ensureBusyboxTar } from './images-fixture.js';
+import { ensureBusyboxTar, removeAllAndStop } from './images-fixture.js';
 import { crashRounds } from './crash.js';
 
 test('SIGKILL at random moments under parallel load: every object whole or gone, nothing leaks', async (t) => {
@@ -14,8 +14,6 @@ test('SIGKILL at random moments under parallel load: every object whole or gone,
     t.deepEqual(rounds.flatMap((r) => r.problems), []);
     t.true(rounds.some((r) => r.containers > 0), 'the driver created containers');
   } finally {
-    const ids = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-    for (let i = 0; i < ids.length; i += 50) await d.docker(['rm', '-f', ...ids.slice(i, i + 50)]);
-    await d.stop();
+    await removeAllAndStop(d);
   }
 });

@@ -6,7 +6,7 @@ import { mkdtemp, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BERTHD, startDaemon } from './harness.js';
-import { ensureBusyboxTar } from './images-fixture.js';
+import { ensureBusyboxTar, removeAllAndStop } from './images-fixture.js';
 
 const run = promisify(execFile);
 
@@ -54,9 +54,7 @@ test('ENOSPC: clear errors, the daemon keeps serving, the store stays consistent
     const hi = await d.docker(['run', '--rm', 'busybox', 'echo', 'hi']);
     t.is(hi.stdout, 'hi\n', hi.stderr);
   } finally {
-    const ids = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-    if (ids.length) await d.docker(['rm', '-f', ...ids]);
-    await d.stop();
+    await removeAllAndStop(d);
     await run('umount', ['-l', mnt]).catch(() => {});
     await rm(mnt, { recursive: true, force: true });
   }

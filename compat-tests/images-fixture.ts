@@ -6,6 +6,7 @@ import { access, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { startDaemon, type Daemon, type StartOptions } from './harness.js';
 
 const run = promisify(execFile);
 // dist/compat-tests/images-fixture.js → repo root
@@ -21,4 +22,20 @@ export async function ensureBusyboxTar(): Promise<string> {
   await run(join(ROOT, 'scripts', 'make-test-image'), [tmp]);
   await rename(tmp, path);
   return path;
+}
+
+/** A daemon with busybox:latest loaded, for tests that run containers. */
+export async function startDaemonWithBusybox(opts: StartOptions = {}): Promise<Daemon> {
+  const d = await startDaemon(opts);
+  const load = await d.docker(['load', '-i', await ensureBusyboxTar()]);
+  if (load.code !== 0) { await d.stop(); throw new Error(`docker load failed: ${load.stderr}`); }
+  return d;
+}
+
+/** Removes every container (force) and stops the daemon: the usual after.always hook. */
+export async function removeAllAndStop(d: Daemon | undefined): Promise<void> {
+  if (!d) return;
+  const ids = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+  for (let i = 0; i < ids.length; i += 50) await d.docker(['rm', '-f', ...ids.slice(i, i + 50)]);
+  await d.stop();
 }

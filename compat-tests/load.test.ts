@@ -1,7 +1,7 @@
 // A short load run in npm test (scripts/bench/reliability runs 200 containers x 16 clients).
 import test from 'ava';
 import { startDaemon } from './harness.js';
-import { ensureBusyboxTar } from './images-fixture.js';
+import { ensureBusyboxTar, removeAllAndStop } from './images-fixture.js';
 import { loadRun } from './load.js';
 
 test('40 containers by 8 concurrent clients: every call answers, nothing lost, memory comes back', async (t) => {
@@ -15,8 +15,6 @@ test('40 containers by 8 concurrent clients: every call answers, nothing lost, m
     t.is(r.duplicated, 0);
     t.true(r.rssAfterMiB < r.rssIdleMiB + 40, `daemon memory ${r.rssIdleMiB.toFixed(1)} -> ${r.rssAfterMiB.toFixed(1)} MiB`);
   } finally {
-    const ids = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-    if (ids.length) await d.docker(['rm', '-f', ...ids]);
-    await d.stop();
+    await removeAllAndStop(d);
   }
 });

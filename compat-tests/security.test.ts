@@ -7,7 +7,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from './harness.js';
-import { ensureBusyboxTar } from './images-fixture.js';
+import { ensureBusyboxTar, removeAllAndStop } from './images-fixture.js';
 
 function ssl(dir: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => spawn('openssl', args, { cwd: dir, stdio: 'ignore' })
@@ -125,8 +125,6 @@ test('a default container cannot reach the host', async (t) => {
     const kmsg = await run('head -c 1 /proc/kcore; cat /proc/kmsg');
     t.not(kmsg.code, 0);
   } finally {
-    const ids = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-    if (ids.length) await d.docker(['rm', '-f', ...ids]);
-    await d.stop();
+    await removeAllAndStop(d);
   }
 });

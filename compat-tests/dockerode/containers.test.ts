@@ -3,25 +3,17 @@
 import test from 'ava';
 import Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
-import { startDaemon, type Daemon } from '../harness.js';
-import { ensureBusyboxTar } from '../images-fixture.js';
+import type { Daemon } from '../harness.js';
+import { removeAllAndStop, startDaemonWithBusybox } from '../images-fixture.js';
 
 let d: Daemon;
 let docker: any;
 
 test.before(async () => {
-  d = await startDaemon();
-  const load = await d.docker(['load', '-i', await ensureBusyboxTar()]);
-  if (load.code !== 0) throw new Error(`docker load failed: ${load.stderr}`);
+  d = await startDaemonWithBusybox();
   docker = new Docker({ socketPath: d.socket });
 });
-
-test.after.always(async () => {
-  if (!d) return;
-  const ids = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-  if (ids.length) await d.docker(['rm', '-f', ...ids]);
-  await d.stop();
-});
+test.after.always(() => removeAllAndStop(d));
 
 function collect(): { stream: PassThrough; text: () => string } {
   const stream = new PassThrough();

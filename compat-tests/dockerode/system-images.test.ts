@@ -2,7 +2,7 @@
 import test from 'ava';
 import Docker from 'dockerode';
 import { startDaemon, type Daemon } from '../harness.js';
-import { ensureBusyboxTar } from '../images-fixture.js';
+import { ensureBusyboxTar, removeAllAndStop } from '../images-fixture.js';
 
 let d: Daemon;
 let docker: any;
@@ -13,12 +13,7 @@ test.before(async () => {
   await docker.loadImage(await ensureBusyboxTar()).then((s: any) => new Promise((r) => { s.on('end', r); s.resume(); }));
 });
 
-test.after.always(async () => {
-  if (!d) return;
-  const ids = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-  if (ids.length) await d.docker(['rm', '-f', ...ids]);
-  await d.stop();
-});
+test.after.always(() => removeAllAndStop(d));
 
 test('the events stream delivers container events as they happen, filtered', async (t) => {
   const stream = await docker.getEvents({ filters: { type: ['container'], event: ['start', 'die'] } });

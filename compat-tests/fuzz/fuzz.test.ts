@@ -2,7 +2,7 @@
 // no crash, no unexpected 5xx, and the daemon still serves the CLI and reloads its store.
 import test from 'ava';
 import { startDaemon } from '../harness.js';
-import { ensureBusyboxTar } from '../images-fixture.js';
+import { ensureBusyboxTar, removeAllAndStop } from '../images-fixture.js';
 import { runFuzz } from './fuzzer.js';
 
 test('2,000 fuzzed requests: no crash, no 5xx beyond 501/503, the daemon still serves and restarts', async (t) => {
@@ -22,8 +22,6 @@ test('2,000 fuzzed requests: no crash, no 5xx beyond 501/503, the daemon still s
     await d.restart();
     t.is((await d.docker(['ps', '-a'])).code, 0);
   } finally {
-    const ids = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-    if (ids.length) await d.docker(['rm', '-f', ...ids]);
-    await d.stop();
+    await removeAllAndStop(d);
   }
 });
