@@ -5,6 +5,7 @@ import { execHandlers } from './exec.js';
 import { imageHandlers } from './images.js';
 import { swarmHandlers } from './swarm.js';
 import { systemHandlers } from './system.js';
+import { volumeHandlers } from './volumes.js';
 import type { HandlerTable } from './types.js';
 
 export function buildHandlers(): HandlerTable {
@@ -14,5 +15,6 @@ export function buildHandlers(): HandlerTable {
     ...imageHandlers,
     ...containerHandlers(),
     ...execHandlers(),
+    ...volumeHandlers,
   };
 }

@@ -42,6 +42,12 @@ export function inspectView(rec: ContainerRecord, dir: string, layerDirs: string
 }
 
 function mountsView(rec: ContainerRecord): unknown[] {
+  if (rec.MountPoints) {
+    return rec.MountPoints.map((m) => ({
+      Type: m.Type, ...(m.Type === 'volume' ? { Name: m.Name } : {}), Source: m.Source, Destination: m.Destination,
+      ...(m.Type === 'volume' ? { Driver: m.Driver ?? 'local' } : {}), Mode: m.Mode, RW: m.RW, Propagation: m.Propagation,
+    }));
+  }
   const out: unknown[] = [];
   for (const b of (rec.HostConfig.Binds ?? []) as string[]) {
     const [src, dst, mode = ''] = b.split(':');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { EventEmitter } from 'node:events';
 import { ConflictError, InvalidParameterError, NotFoundError, NotModifiedError, SystemError } from '../errors.js';
-import { ContainerStore, ZERO_TIME, type ContainerRecord } from '../store/containers.js';
+import { ContainerStore, ZERO_TIME, type ContainerRecord, type MountPoint } from '../store/containers.js';
 import { buildSpec, mergeImageConfig, resolveUser } from '../oci/spec-api.js';
 import * as monitor from '../oci/monitor-client.js';
 import type { ExitStatus } from '../oci/monitor-client.js';
@@ -19,6 +19,7 @@ import { nowRfc3339Nano } from './time.js';
 import type { DaemonConfig } from './index.js';
 import { Backoff, shouldRestart, startsWithDaemon, validateRestartPolicy } from './restart-policy.js';
 import { HealthMonitor, probeCommand, type ProbeResult } from './health.js';
+import { mountSpecsFor, type VolumeService } from './volumes.js';
 
 /** What ContainerService needs from the image service. */
 export interface ImageProvider {
@@ -36,6 +37,7 @@ export interface ContainerServiceDeps {
   store: ContainerStore;
   images: ImageProvider;
   events: EventPublisher;
+  volumes: VolumeService;
   monitorPath: string;
 }
 
@@ -82,6 +84,7 @@ export class ContainerService {
       const exit = await monitor.readExitFile(dir);
       if (exit) { await this.onExit(rec.Id, exit); continue; }
       if (rec.MonitorPid && isAlive(rec.MonitorPid)) {
+        this.deps.volumes.adoptMounted(rec.MountPoints ?? []);
         this.watchExit(rec.Id).catch(() => {});
         this.startHealth(rec, false);
         continue;
@@ -235,7 +238,12 @@ export class ContainerService {
     const id = randomBytes(32).toString('hex');
     merged.Hostname ||= hostConfig.NetworkMode === 'host' ? '' : id.slice(0, 12);
     this.names.set(fullName, id); // reserve before the first await that could interleave
+    let mountPoints: MountPoint[] = [];
     try {
+      mountPoints = await this.deps.volumes.resolve(hostConfig, merged.Volumes, (ref) => {
+        const src = this.get(ref);
+        return src.MountPoints ?? [];
+      });
       const dir = await this.deps.store.createDir(id);
       const rec: ContainerRecord = {
         Id: id, Name: fullName, Created: nowRfc3339Nano(),
@@ -249,6 +257,7 @@ export class ContainerService {
         LogPath: hostConfig.LogConfig?.Type === 'none' ? '' : join(dir, `${id}-json.log`),
         ResolvConfPath: join(dir, 'resolv.conf'), HostnamePath: join(dir, 'hostname'), HostsPath: join(dir, 'hosts'),
         Runtime: runtime,
+        MountPoints: mountPoints,
       };
       if (!rec.HostConfig.LogConfig?.Type) rec.HostConfig.LogConfig = { Type: 'json-file', Config: rec.HostConfig.LogConfig?.Config ?? {} };
       if (!['json-file', 'none'].includes(rec.HostConfig.LogConfig.Type)) {
@@ -260,6 +269,7 @@ export class ContainerService {
     } catch (err) {
       this.names.delete(fullName);
       await this.deps.store.remove(id).catch(() => {});
+      await this.deps.volumes.removeAnonymous(mountPoints).catch(() => {});
       throw err;
     }
   }
@@ -311,8 +321,11 @@ export class ContainerService {
       extraHosts: h.ExtraHosts, dns: h.Dns, dnsSearch: h.DnsSearch, dnsOptions: h.DnsOptions,
     });
     const user = await resolveUser(rootfs, c.User, h.GroupAdd);
+    if (rec.MountPoints) await this.deps.volumes.prepare(rec.Id, rec.MountPoints, rootfs);
+    // resolved mount points replace -v / --mount (volumes become binds of their data dirs)
+    const specHostConfig = rec.MountPoints ? { ...h, Binds: [], Mounts: mountSpecsFor(rec.MountPoints) } : h;
     const spec = buildSpec({
-      id: rec.Id, rootfs, config: c, hostConfig: h, user,
+      id: rec.Id, rootfs, config: c, hostConfig: specHostConfig, user,
       files: { hostsPath: files.hostsPath, resolvConfPath: files.resolvConfPath, hostnamePath: files.hostnamePath },
       cgroupParent: h.CgroupParent || '/berth',
       seccompProfileJson: seccompOpt(h.SecurityOpt),
@@ -380,6 +393,7 @@ export class ContainerService {
     const monitorPid = rec.MonitorPid;
     delete rec.MonitorPid;
     await unmountRootfs(this.containerDir(id)).catch(() => {});
+    await this.deps.volumes.release(id, rec.MountPoints ?? []).catch(() => {});
     await this.deps.store.save(rec).catch(() => {});
     if (st.oomKilled) this.publish(rec, 'oom');
     this.publish(rec, 'die', { exitCode: String(st.exitCode) });
@@ -558,6 +572,7 @@ export class ContainerService {
       await rm(this.stateDir(rec.Id), { recursive: true, force: true });
       await this.deps.store.remove(rec.Id);
       this.names.delete(rec.Name);
+      if (opts.removeVolumes) await this.deps.volumes.removeAnonymous(rec.MountPoints ?? []);
       this.health.stop(rec.Id);
       this.publish(rec, 'destroy');
       const live = this.live.get(rec.Id);

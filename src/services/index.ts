@@ -7,6 +7,8 @@ import { SystemService } from './system.js';
 import { ContainerService } from './containers.js';
 import { AttachService } from './attach.js';
 import { ExecService } from './exec.js';
+import { VolumeService } from './volumes.js';
+import { VolumeStore } from '../store/volumes.js';
 import { ContainerStore } from '../store/containers.js';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +33,7 @@ export interface Services {
   containers: ContainerService;
   attach: AttachService;
   exec: ExecService;
+  volumes: VolumeService;
 }
 
 /** The bundled berth-monitor, built by scripts/setup (make -C native). */
@@ -54,9 +57,13 @@ export async function createServices(config: DaemonConfig): Promise<Services> {
     diskUsage: { images: async () => ({ items: images.list({ all: true }), layersSize: images.list({ all: true }).reduce((n: number, i: any) => n + (i.Size ?? 0), 0) }) },
   });
 
+  const volumes = new VolumeService(new VolumeStore(join(config.dataRoot, 'volumes')), events);
+  await volumes.init();
   const containers = new ContainerService({
-    config, store: new ContainerStore(join(config.dataRoot, 'containers')), images, events, monitorPath: MONITOR_PATH,
+    config, store: new ContainerStore(join(config.dataRoot, 'containers')), images, events, volumes, monitorPath: MONITOR_PATH,
   });
+  volumes.setUsageChecker((name) => containers.all().filter((c) => c.MountPoints?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => c.Id));
+  system.provide({ diskUsage: { volumes: () => volumes.usage() } });
   const attach = new AttachService(containers);
   const exec = new ExecService(containers);
   containers.setProber((id, cmd, timeoutMs) => exec.probe(id, cmd, timeoutMs));
@@ -74,7 +81,7 @@ export async function createServices(config: DaemonConfig): Promise<Services> {
     },
   });
 
-  return { config, events, system, images, containers, attach, exec };
+  return { config, events, system, images, volumes, containers, attach, exec };
 }
 
 /** Calls every service's shutdown hook, last constructed first; errors are reported, not thrown. */

@@ -92,6 +92,22 @@ export async function checkDataRoot(dataRoot: string, execRoot?: string): Promis
       if (HEX64.test(n) && !known.has(n)) problems.push(`exec-root ${n}: state of an unknown container`);
     }
   }
+  // volumes: a record and a data directory each; every volume a container names exists
+  const volumes = new Set<string>();
+  for (const name of await list(join(dataRoot, 'volumes'))) {
+    try {
+      const rec = await readJson(join(dataRoot, 'volumes', name, 'volume.json'));
+      if (rec.Name !== name) problems.push(`volume ${name}: record names ${rec.Name}`);
+      if (!(await exists(join(dataRoot, 'volumes', name, '_data')))) problems.push(`volume ${name}: _data missing`);
+      volumes.add(name);
+    } catch { problems.push(`volume ${name}: no readable record`); }
+  }
+  for (const id of known) {
+    const rec = await readJson(join(dataRoot, 'containers', id, 'config.json')).catch(() => null);
+    for (const m of rec?.MountPoints ?? []) {
+      if (m.Type === 'volume' && !volumes.has(m.Name)) problems.push(`container ${id}: volume ${m.Name} missing`);
+    }
+  }
   for (const c of extraChecks) await c(dataRoot, execRoot, problems);
   return problems;
 }

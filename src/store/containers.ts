@@ -43,8 +43,26 @@ export interface ContainerRecord {
   Runtime: string;
   /** berth-monitor of the running process, for reconnecting after a daemon restart. */
   MonitorPid?: number;
+  /** Resolved -v / --mount / image VOLUME / --volumes-from mounts (see services/volumes.ts). */
+  MountPoints?: MountPoint[];
   /** Stopped or killed by a user: restart policies leave it alone (also across daemon restarts). */
   HasBeenManuallyStopped?: boolean;
+}
+
+/** One resolved mount of a container, shown as Mounts in inspect. */
+export interface MountPoint {
+  Type: 'volume' | 'bind' | 'tmpfs';
+  Name?: string;
+  Source: string;
+  Destination: string;
+  Driver?: string;
+  Mode: string;
+  RW: boolean;
+  Propagation: string;
+  /** volume-nocopy / nocopy: no copy-up of image content into an empty volume. */
+  NoCopy?: boolean;
+  /** The original --mount entry (tmpfs, bind options) for the spec builder. */
+  Spec?: import('../oci/docker-types.js').MountSpec;
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
