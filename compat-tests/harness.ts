@@ -2,7 +2,8 @@
 // under /tmp, and drives it with the stock docker CLI or raw HTTP over the socket (undici).
 //   const d = await startDaemon(); await d.docker(['version']); await d.stop();
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
+import { removeHostNetworkObjects } from '../src/services/networks.js';
 import { homedir } from 'node:os';
 import { openSync, closeSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -64,6 +65,19 @@ function waitExit(child: ChildProcess, ms: number): Promise<number | null> {
     const t = setTimeout(() => { child.kill('SIGKILL'); }, ms);
     child.once('exit', (code) => { clearTimeout(t); resolve(code); });
   });
+}
+
+/** The daemon's bridges and firewall chains: a test daemon's are removed with it. */
+async function removeNetworkLeftovers(dataRoot: string): Promise<void> {
+  const recDir = join(dataRoot, 'network', 'records');
+  const bridges: string[] = [];
+  for (const f of await readdir(recDir).catch(() => [] as string[])) {
+    try {
+      const n = JSON.parse(await readFile(join(recDir, f), 'utf8'));
+      if (n.Driver === 'bridge') bridges.push(n.Options?.['com.docker.network.bridge.name'] || `br-${String(n.Id).slice(0, 12)}`);
+    } catch { /* not a record */ }
+  }
+  await removeHostNetworkObjects(dataRoot, bridges).catch(() => {});
 }
 
 /** Lazily unmounts anything left mounted below dir (overlay rootfs of leftover containers). */
@@ -158,6 +172,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
       }
       if (!keep) {
         await agent.close().catch(() => {});
+        await removeNetworkLeftovers(dataRoot);
         await unmountBelow(dir);
         await rm(dir, { recursive: true, force: true }).catch(() => {});
       }

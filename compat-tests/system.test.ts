@@ -7,6 +7,7 @@ import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BERTHD, startDaemon, type Daemon } from './harness.js';
+import { removeHostNetworkObjects } from '../src/services/networks.js';
 import { ensureBusyboxTar } from './images-fixture.js';
 
 let d: Daemon;
@@ -162,6 +163,8 @@ test('a second daemon on a socket that is in use is refused and leaves it alone'
     t.regex(r.out, /another daemon is already listening on/);
     t.is((await d.request('GET', '/_ping')).body, 'OK');
   } finally {
+    // it got as far as setting up its default bridge before it found the socket taken
+    await removeHostNetworkObjects(`${dir}/data`);
     await rm(dir, { recursive: true, force: true });
   }
 });

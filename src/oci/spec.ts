@@ -121,16 +121,16 @@ function namespaces(input: SpecInput): { list: OciNamespace[]; privateNet: boole
     privateNet = true;
   } else if (net === 'host') {
     // no network namespace: the host's
-  } else if (net.startsWith('container:')) {
-    throw new InvalidParameterError(`network mode "${net}" (sharing another container's network) is not supported yet`);
   } else if (input.netnsPath) {
+    // container:<id>: the other container's namespace, found by the caller
     list.push({ type: 'network', path: input.netnsPath });
     privateNet = true;
-  } else if (['', 'default', 'bridge', 'none'].includes(net)) {
+  } else if (net.startsWith('container:')) {
+    throw new InvalidParameterError(`network mode "${net}": the container's network namespace is unknown`);
+  } else {
+    // bridge, none, or a user-defined network (validated by the network service): a new namespace
     list.push({ type: 'network' });
     privateNet = true;
-  } else {
-    throw new InvalidParameterError(`network mode "${net}" is not supported yet`);
   }
   const uts = nsMode('UTS', h.UTSMode);
   if (uts !== 'host') list.push({ type: 'uts' });

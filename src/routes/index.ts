@@ -6,6 +6,7 @@ import { imageHandlers } from './images.js';
 import { swarmHandlers } from './swarm.js';
 import { systemHandlers } from './system.js';
 import { volumeHandlers } from './volumes.js';
+import { networkHandlers } from './networks.js';
 import type { HandlerTable } from './types.js';
 
 export function buildHandlers(): HandlerTable {
@@ -16,5 +17,6 @@ export function buildHandlers(): HandlerTable {
     ...containerHandlers(),
     ...execHandlers(),
     ...volumeHandlers,
+    ...networkHandlers,
   };
 }

@@ -35,7 +35,7 @@ export function inspectView(rec: ContainerRecord, dir: string, layerDirs: string
     },
     Mounts: mountsView(rec),
     Config: rec.Config,
-    NetworkSettings: networkSettings(netMode),
+    NetworkSettings: rec.NetworkSettings ? networkView(rec) : networkSettings(netMode),
   };
   if (sizes) { view.SizeRw = sizes.rw; view.SizeRootFs = sizes.rootFs; }
   return view;
@@ -60,6 +60,35 @@ function mountsView(rec: ContainerRecord): unknown[] {
     out.push({ Type: 'tmpfs', Source: '', Destination: dst, Mode: '', RW: true, Propagation: '' });
   }
   return out;
+}
+
+/** `docker ps` PORTS: one entry per binding, unbound exposed ports without a public side. */
+function portsSummary(rec: ContainerRecord): unknown[] {
+  const out: unknown[] = [];
+  for (const [key, list] of Object.entries(rec.NetworkSettings?.Ports ?? {})) {
+    const [port, type] = key.split('/');
+    if (!list?.length) { out.push({ PrivatePort: Number(port), Type: type }); continue; }
+    for (const b of list) out.push({ IP: b.HostIp, PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: type });
+  }
+  return out;
+}
+
+/** NetworkSettings as the Engine shows them; the default bridge's endpoint is also copied to the top level. */
+function networkView(rec: ContainerRecord): { Networks: Record<string, unknown>; [k: string]: unknown } {
+  const ns = rec.NetworkSettings!;
+  const networks: Record<string, unknown> = {};
+  for (const [name, ep] of Object.entries(ns.Networks)) {
+    const { HostIf: _h, ...view } = ep as Record<string, unknown>;
+    networks[name] = view;
+  }
+  const bridge = ns.Networks.bridge as Record<string, any> | undefined;
+  return {
+    Bridge: '', SandboxID: ns.SandboxKey ? rec.Id : '', SandboxKey: ns.SandboxKey, HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
+    Ports: ns.Ports, SecondaryIPAddresses: null, SecondaryIPv6Addresses: null,
+    EndpointID: bridge?.EndpointID ?? '', Gateway: bridge?.Gateway ?? '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0,
+    IPAddress: bridge?.IPAddress ?? '', IPPrefixLen: bridge?.IPPrefixLen ?? 0, IPv6Gateway: '', MacAddress: bridge?.MacAddress ?? '',
+    Networks: networks,
+  };
 }
 
 function networkSettings(mode: string): Record<string, unknown> {
@@ -100,12 +129,12 @@ export function summaryView(rec: ContainerRecord, imageRef: string, sizes?: { rw
     ImageID: rec.Image,
     Command: quoteCommand(rec),
     Created: unixSeconds(rec.Created),
-    Ports: [],
+    Ports: portsSummary(rec),
     Labels: rec.Config.Labels ?? {},
     State: rec.State.Status,
     Status: statusText(rec),
     HostConfig: { NetworkMode: rec.HostConfig.NetworkMode ?? 'bridge' },
-    NetworkSettings: { Networks: networkSettings(rec.HostConfig.NetworkMode).Networks },
+    NetworkSettings: { Networks: rec.NetworkSettings ? networkView(rec).Networks : networkSettings(rec.HostConfig.NetworkMode).Networks },
     Mounts: mountsView(rec),
   };
   if (sizes) { v.SizeRw = sizes.rw; v.SizeRootFs = sizes.rootFs; }

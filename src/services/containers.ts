@@ -20,6 +20,7 @@ import type { DaemonConfig } from './index.js';
 import { Backoff, shouldRestart, startsWithDaemon, validateRestartPolicy } from './restart-policy.js';
 import { HealthMonitor, probeCommand, type ProbeResult } from './health.js';
 import { mountSpecsFor, type VolumeService } from './volumes.js';
+import type { NetworkService } from './networks.js';
 
 /** What ContainerService needs from the image service. */
 export interface ImageProvider {
@@ -38,12 +39,12 @@ export interface ContainerServiceDeps {
   images: ImageProvider;
   events: EventPublisher;
   volumes: VolumeService;
+  networks: NetworkService;
   monitorPath: string;
 }
 
 export interface WaitResult { StatusCode: number; Error?: { Message: string } }
 
-const ALLOWED_NETWORK_MODES = new Set(['', 'default', 'bridge', 'none', 'host']);
 
 /** Per-container runtime bookkeeping that is not persisted. */
 interface Live {
@@ -209,14 +210,10 @@ export class ContainerService {
   // ---- create ------------------------------------------------------------------------------
 
   async create(body: Record<string, any>, name?: string): Promise<{ Id: string; Warnings: string[] }> {
-    const { HostConfig: hostConfigIn, NetworkingConfig: _net, ...config } = body ?? {};
+    const { HostConfig: hostConfigIn, NetworkingConfig: netConfig, ...config } = body ?? {};
     const hostConfig: Record<string, any> = { ...(hostConfigIn ?? {}) };
     if (!config.Image) throw new InvalidParameterError('No image specified');
-    const netMode = String(hostConfig.NetworkMode ?? '');
-    if (!ALLOWED_NETWORK_MODES.has(netMode)) {
-      throw new InvalidParameterError(`network mode "${netMode}" is not supported by berth yet: use "none" or "host"`);
-    }
-    if (netMode === '' || netMode === 'default') hostConfig.NetworkMode = 'bridge';
+    const networking = this.deps.networks.configure(hostConfig, netConfig?.EndpointsConfig, (ref) => this.get(ref));
     const runtime = hostConfig.Runtime || this.deps.config.defaultRuntime;
     if (!this.deps.config.runtimes[runtime]) throw new InvalidParameterError(`unknown or invalid runtime name: ${runtime}`);
     hostConfig.Runtime = runtime;
@@ -258,6 +255,7 @@ export class ContainerService {
         ResolvConfPath: join(dir, 'resolv.conf'), HostnamePath: join(dir, 'hostname'), HostsPath: join(dir, 'hosts'),
         Runtime: runtime,
         MountPoints: mountPoints,
+        NetworkSettings: networking,
       };
       if (!rec.HostConfig.LogConfig?.Type) rec.HostConfig.LogConfig = { Type: 'json-file', Config: rec.HostConfig.LogConfig?.Config ?? {} };
       if (!['json-file', 'none'].includes(rec.HostConfig.LogConfig.Type)) {
@@ -292,6 +290,7 @@ export class ContainerService {
         rec.State = { ...rec.State, Running: false, Pid: 0, Status: wasCreated ? 'created' : 'exited' };
         delete rec.MonitorPid;
         await this.cleanupHalfStarted(rec);
+        await this.deps.networks.disconnectStopped(rec).catch(() => {});
         rec.State.Error = String(err.message ?? err);
         rec.State.ExitCode = /executable file not found|no such file or directory/.test(rec.State.Error) ? 127
           : /permission denied/.test(rec.State.Error) ? 126 : 128;
@@ -316,10 +315,24 @@ export class ContainerService {
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     const rootfs = await mountRootfs(dir, this.deps.images.layerDirs(rec.Image));
     const c = rec.Config, h = rec.HostConfig;
-    const files = await writeEtcFiles(dir, {
-      hostname: c.Hostname || hostname(), domainname: c.Domainname,
-      extraHosts: h.ExtraHosts, dns: h.Dns, dnsSearch: h.DnsSearch, dnsOptions: h.DnsOptions,
-    });
+    // network: another container's namespace (and its /etc files), or addresses of our own
+    let netnsPath: string | undefined;
+    let files: { hostsPath: string; resolvConfPath: string; hostnamePath: string };
+    const mode = String(h.NetworkMode ?? '');
+    if (mode.startsWith('container:')) {
+      const other = this.get(mode.slice('container:'.length));
+      if (!other.State.Running) throw new ConflictError(`cannot join network namespace of a non running container: ${other.Id}`);
+      netnsPath = `/proc/${other.State.Pid}/ns/net`;
+      files = { hostsPath: other.HostsPath, resolvConfPath: other.ResolvConfPath, hostnamePath: other.HostnamePath };
+    } else {
+      this.deps.networks.allocateAddresses(rec);
+      const net = this.deps.networks.etcInfo(rec);
+      files = await writeEtcFiles(dir, {
+        hostname: c.Hostname || hostname(), domainname: c.Domainname,
+        extraHosts: h.ExtraHosts, dns: h.Dns, dnsSearch: h.DnsSearch, dnsOptions: h.DnsOptions,
+        ip: net.ip, dnsServer: net.dnsServer, hostGateway: net.gatewayForHost,
+      });
+    }
     const user = await resolveUser(rootfs, c.User, h.GroupAdd);
     if (rec.MountPoints) await this.deps.volumes.prepare(rec.Id, rec.MountPoints, rootfs);
     // resolved mount points replace -v / --mount (volumes become binds of their data dirs)
@@ -327,7 +340,7 @@ export class ContainerService {
     const spec = buildSpec({
       id: rec.Id, rootfs, config: c, hostConfig: specHostConfig, user,
       files: { hostsPath: files.hostsPath, resolvConfPath: files.resolvConfPath, hostnamePath: files.hostnamePath },
-      cgroupParent: h.CgroupParent || '/berth',
+      cgroupParent: h.CgroupParent || '/berth', netnsPath,
       seccompProfileJson: seccompOpt(h.SecurityOpt),
     });
     if (h.Init) addInit(spec);
@@ -343,6 +356,8 @@ export class ContainerService {
       tty: !!c.Tty, stdin: !!c.OpenStdin, stdinOnce: !!c.StdinOnce,
     });
     rec.MonitorPid = spawned.monitorPid;
+    // the namespace exists now (runtime create) and nothing runs yet: plug in the network
+    await this.deps.networks.connectRunning(rec, spawned.pid);
     rec.State = {
       ...rec.State, Status: 'running', Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
       Pid: spawned.pid, ExitCode: 0, Error: '', StartedAt: nowRfc3339Nano(), FinishedAt: ZERO_TIME,
@@ -394,6 +409,7 @@ export class ContainerService {
     delete rec.MonitorPid;
     await unmountRootfs(this.containerDir(id)).catch(() => {});
     await this.deps.volumes.release(id, rec.MountPoints ?? []).catch(() => {});
+    await this.deps.networks.disconnectStopped(rec).catch(() => {});
     await this.deps.store.save(rec).catch(() => {});
     if (st.oomKilled) this.publish(rec, 'oom');
     this.publish(rec, 'die', { exitCode: String(st.exitCode) });
@@ -633,6 +649,25 @@ export class ContainerService {
     const rec = this.get(id);
     rec.ExecIDs = [...(rec.ExecIDs ?? []), execId];
     return this.deps.store.save(rec);
+  }
+
+  /** docker network connect / disconnect: the record changes under the container's lock. */
+  async connectNetwork(ref: string, network: string, cfg: Record<string, any>): Promise<void> {
+    const rec0 = this.get(ref);
+    await this.locked(rec0.Id, async () => {
+      const rec = this.get(rec0.Id);
+      await this.deps.networks.connect(rec, network, cfg);
+      await this.deps.store.save(rec);
+    });
+  }
+
+  async disconnectNetwork(ref: string, network: string): Promise<void> {
+    const rec0 = this.get(ref);
+    await this.locked(rec0.Id, async () => {
+      const rec = this.get(rec0.Id);
+      await this.deps.networks.disconnect(rec, network);
+      await this.deps.store.save(rec);
+    });
   }
 
   runtimeFor(rec: ContainerRecord): { path: string; root: string } { return this.runtimeOf(rec); }

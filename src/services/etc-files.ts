@@ -33,6 +33,12 @@ export function containerResolvConf(hostText: string, dns?: string[], search?: s
 
 export async function writeEtcFiles(containerDir: string, c: {
   hostname: string; domainname?: string; extraHosts?: string[]; dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[];
+  /** The container's address on its primary network, for its own /etc/hosts line. */
+  ip?: string;
+  /** The embedded DNS of a user-defined network, used instead of the host's resolvers. */
+  dnsServer?: string;
+  /** What `host-gateway` in ExtraHosts stands for (the default bridge's gateway). */
+  hostGateway?: string;
 }): Promise<EtcFiles> {
   const paths = etcFilePaths(containerDir);
   await writeFile(paths.hostnamePath, `${c.hostname}\n`);
@@ -46,10 +52,17 @@ export async function writeEtcFiles(containerDir: string, c: {
   ];
   for (const e of c.extraHosts ?? []) {
     const i = e.search(/[:=]/);
-    if (i > 0) hosts.push(`${e.slice(i + 1)}\t${e.slice(0, i)}`);
+    if (i <= 0) continue;
+    const addr = e.slice(i + 1);
+    hosts.push(`${addr === 'host-gateway' ? c.hostGateway ?? addr : addr}\t${e.slice(0, i)}`);
   }
+  if (c.ip) hosts.push(`${c.ip}\t${c.domainname ? `${c.hostname}.${c.domainname} ` : ''}${c.hostname}`);
   await writeFile(paths.hostsPath, hosts.join('\n') + '\n');
   const host = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
-  await writeFile(paths.resolvConfPath, containerResolvConf(host, c.dns, c.dnsSearch, c.dnsOptions));
+  const resolv = c.dnsServer && !c.dns?.length
+    // user-defined networks: the embedded DNS answers (and forwards what it does not know)
+    ? containerResolvConf(host, [c.dnsServer], c.dnsSearch, [...(c.dnsOptions ?? []), 'ndots:0'])
+    : containerResolvConf(host, c.dns, c.dnsSearch, c.dnsOptions);
+  await writeFile(paths.resolvConfPath, resolv);
   return paths;
 }

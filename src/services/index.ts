@@ -8,6 +8,7 @@ import { ContainerService } from './containers.js';
 import { AttachService } from './attach.js';
 import { ExecService } from './exec.js';
 import { VolumeService } from './volumes.js';
+import { NetworkService } from './networks.js';
 import { VolumeStore } from '../store/volumes.js';
 import { ContainerStore } from '../store/containers.js';
 import { join, dirname } from 'node:path';
@@ -34,6 +35,7 @@ export interface Services {
   attach: AttachService;
   exec: ExecService;
   volumes: VolumeService;
+  networks: NetworkService;
 }
 
 /** The bundled berth-monitor, built by scripts/setup (make -C native). */
@@ -59,15 +61,19 @@ export async function createServices(config: DaemonConfig): Promise<Services> {
 
   const volumes = new VolumeService(new VolumeStore(join(config.dataRoot, 'volumes')), events);
   await volumes.init();
+  const networks = new NetworkService(config, events);
+  await networks.init();
   const containers = new ContainerService({
-    config, store: new ContainerStore(join(config.dataRoot, 'containers')), images, events, volumes, monitorPath: MONITOR_PATH,
+    config, store: new ContainerStore(join(config.dataRoot, 'containers')), images, events, volumes, networks, monitorPath: MONITOR_PATH,
   });
+  networks.setContainerSource(() => containers.all());
   volumes.setUsageChecker((name) => containers.all().filter((c) => c.MountPoints?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => c.Id));
   system.provide({ diskUsage: { volumes: () => volumes.usage() } });
   const attach = new AttachService(containers);
   const exec = new ExecService(containers);
   containers.setProber((id, cmd, timeoutMs) => exec.probe(id, cmd, timeoutMs));
   await containers.init();
+  await networks.restoreRunning();
   containers.startPolicyContainers();
   images.setUsageChecker((imageId) => containers.usersOfImage(imageId).map((c) => ({ Id: c.Id, running: c.State.Running })));
   system.provide({
@@ -81,7 +87,7 @@ export async function createServices(config: DaemonConfig): Promise<Services> {
     },
   });
 
-  return { config, events, system, images, volumes, containers, attach, exec };
+  return { config, events, system, images, volumes, networks, containers, attach, exec };
 }
 
 /** Calls every service's shutdown hook, last constructed first; errors are reported, not thrown. */

@@ -43,6 +43,8 @@ export interface ContainerRecord {
   Runtime: string;
   /** berth-monitor of the running process, for reconnecting after a daemon restart. */
   MonitorPid?: number;
+  /** Endpoints (addresses while running), published ports, sandbox: see services/networks.ts. */
+  NetworkSettings?: { Networks: Record<string, any>; Ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null>; SandboxKey: string };
   /** Resolved -v / --mount / image VOLUME / --volumes-from mounts (see services/volumes.ts). */
   MountPoints?: MountPoint[];
   /** Stopped or killed by a user: restart policies leave it alone (also across daemon restarts). */
