@@ -99,8 +99,25 @@ async function setXattr(path: string, name: string, value: string): Promise<void
   }
 }
 
-/** Extracts the (optionally gzipped) tar stream into dest (which must exist and be empty). */
-export async function extractLayer(input: Readable, dest: string): Promise<ExtractResult> {
+export interface ExtractOptions {
+  /** Docker/OCI whiteouts become overlay whiteouts (layers); off for docker cp. */
+  whiteouts?: boolean;
+  /** docker cp's noOverwriteDirNonDir: refuse to replace a directory by a non-directory or back. */
+  noOverwriteDirNonDir?: boolean;
+  /** Owner of everything written, instead of the tar's uid/gid (docker cp without -a). */
+  owner?: { uid: number; gid: number };
+}
+
+async function checkDirNonDir(path: string, isDir: boolean): Promise<void> {
+  const st = await fsp.lstat(path).catch(() => null);
+  if (!st) return;
+  if (st.isDirectory() && !isDir) throw new UnsafeArchiveError(`cannot overwrite directory "${path}" with non-directory`);
+  if (!st.isDirectory() && isDir) throw new UnsafeArchiveError(`cannot overwrite non-directory "${path}" with directory`);
+}
+
+/** Extracts the (optionally gzipped) tar stream into dest (a layer dir, or a directory docker cp writes to). */
+export async function extractLayer(input: Readable, dest: string, opts: ExtractOptions = {}): Promise<ExtractResult> {
+  const whiteouts = opts.whiteouts ?? true;
   const hash = createHash('sha256');
   const plain = maybeDecompress(input);
   const hashing = new Transform({ transform(chunk, _e, cb) { hash.update(chunk); cb(null, chunk); } });
@@ -120,13 +137,14 @@ export async function extractLayer(input: Readable, dest: string): Promise<Extra
       const parent = await safeParent(dest, comps);
       const base = comps[comps.length - 1];
       const mode = (h.mode ?? 0o644) & 0o7777;
-      const uid = h.uid ?? 0, gid = h.gid ?? 0;
+      const uid = opts.owner?.uid ?? h.uid ?? 0, gid = opts.owner?.gid ?? h.gid ?? 0;
+      if (opts.noOverwriteDirNonDir) await checkDirNonDir(join(parent, base), h.type === 'directory');
       // Whiteouts
-      if (base === '.wh..wh..opq') {
+      if (whiteouts && base === '.wh..wh..opq') {
         await setXattr(parent, 'trusted.overlay.opaque', 'y');
         entry.resume(); continue;
       }
-      if (base.startsWith('.wh.')) {
+      if (whiteouts && base.startsWith('.wh.')) {
         const target = join(parent, base.slice(4));
         await removeExisting(target, false);
         await mknod(target, 'c', 0, 0);

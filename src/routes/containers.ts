@@ -17,8 +17,79 @@ export function outputContentType(apiVersion: string, tty: boolean): string {
   return !tty && multiplexedType ? 'application/vnd.docker.multiplexed-stream' : 'application/vnd.docker.raw-stream';
 }
 
+/** X-Docker-Container-Path-Stat: the stat docker cp reads, base64 JSON. */
+const pathStatHeader = (st: unknown): Record<string, string> => ({ 'X-Docker-Container-Path-Stat': Buffer.from(JSON.stringify(st)).toString('base64') });
+
 export function containerHandlers(): HandlerTable {
   return {
+    async ContainerArchiveInfo(req) {
+      const rec = req.services.containers.get(req.params.id);
+      return empty(200, pathStatHeader(await req.services.containerFs.stat(rec, String(req.query.path ?? ''))));
+    },
+
+    async ContainerArchive(req) {
+      const rec = req.services.containers.get(req.params.id);
+      const { stat, stream: body } = await req.services.containerFs.archive(rec, String(req.query.path ?? ''));
+      return stream(body, 'application/x-tar', 200, pathStatHeader(stat));
+    },
+
+    async PutContainerArchive(req) {
+      const rec = req.services.containers.get(req.params.id);
+      await req.services.containerFs.extract(rec, String(req.query.path ?? ''), req.bodyStream(), {
+        noOverwriteDirNonDir: bool(req.query.noOverwriteDirNonDir), copyUIDGID: bool(req.query.copyUIDGID),
+      });
+      return empty(200);
+    },
+
+    async ContainerExport(req) {
+      const rec = req.services.containers.get(req.params.id);
+      return stream(await req.services.containerFs.export(rec), 'application/x-tar');
+    },
+
+    async ContainerChanges(req) {
+      const rec = req.services.containers.get(req.params.id);
+      return json(await req.services.containerFs.changes(rec));
+    },
+
+    async ContainerTop(req) {
+      return json(await req.services.containerOps.top(req.params.id, req.query.ps_args as string | undefined));
+    },
+
+    async ContainerStats(req) {
+      const out = await req.services.containerOps.stats(req.params.id, {
+        stream: bool(req.query.stream, true), oneShot: bool(req.query['one-shot']), signal: req.signal,
+      });
+      return out instanceof Readable ? stream(out, 'application/json') : json(out);
+    },
+
+    async ContainerPause(req) {
+      await req.services.containerOps.pause(req.params.id);
+      return empty(204);
+    },
+
+    async ContainerUnpause(req) {
+      await req.services.containerOps.unpause(req.params.id);
+      return empty(204);
+    },
+
+    async ContainerUpdate(req) {
+      return json(await req.services.containerOps.update(req.params.id, (req.body ?? {}) as Record<string, any>));
+    },
+
+    async ContainerPrune(req) {
+      return json(await req.services.containerOps.prune((req.query.filters ?? {}) as Record<string, string[]>));
+    },
+
+    async ImageCommit(req) {
+      const id = await req.services.containerOps.commit(String(req.query.container ?? ''), {
+        repo: req.query.repo as string | undefined, tag: req.query.tag as string | undefined,
+        comment: req.query.comment as string | undefined, author: req.query.author as string | undefined,
+        changes: req.rawQuery.getAll('changes').flatMap((c) => c.split('\n')).filter(Boolean),
+        pause: bool(req.query.pause, true), config: (req.body ?? undefined) as Record<string, any> | undefined,
+      });
+      return json({ Id: id }, 201);
+    },
+
     async ContainerList(req) {
       const { containers, images } = req.services;
       const filters = (req.query.filters ?? {}) as Record<string, string[]>;

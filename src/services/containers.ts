@@ -480,6 +480,16 @@ export class ContainerService {
     return true;
   }
 
+  /** A paused container gets no signals until thawed: stop, kill and rm resume it first. */
+  private async thaw(rec: ContainerRecord): Promise<void> {
+    if (!rec.State.Paused) return;
+    const rt = this.runtimeOf(rec);
+    await new Promise<void>((resolve) => execFile(rt.path, ['--root', rt.root, 'resume', rec.Id], () => resolve()));
+    rec.State.Paused = false;
+    rec.State.Status = 'running';
+    this.publish(rec, 'unpause');
+  }
+
   /** Marks a user's stop or kill: persisted, so unless-stopped stays down after a daemon restart. */
   private async markManualStop(rec: ContainerRecord): Promise<boolean> {
     const wasRestarting = this.cancelRestart(rec);
@@ -500,6 +510,7 @@ export class ContainerService {
       throw new ConflictError(`Cannot kill container: ${ref}: Container ${rec.Id} is not running`);
     }
     if (sig === 9 || sig === 15 || sig === 2) await this.markManualStop(rec);
+    if (sig === 9 || sig === 15 || sig === 2) await this.thaw(rec);
     const rt = this.runtimeOf(rec);
     await monitor.killContainer(rt.path, rt.root, rec.Id, String(sig)).catch((err) => {
       if (this.get(rec.Id).State.Running) throw new SystemError(`Cannot kill container: ${ref}: ${err.message}`);
@@ -514,6 +525,7 @@ export class ContainerService {
       if (wasRestarting) { this.publish(rec, 'stop'); return; }
       throw new NotModifiedError('container already stopped');
     }
+    await this.thaw(rec);
     const live = this.liveOf(rec.Id);
     live.stopping = true;
     const exited = new Promise((r) => live.exited.once('exit', r));
@@ -574,6 +586,7 @@ export class ContainerService {
         if (!opts.force) {
           throw new ConflictError(`cannot remove container "${rec.Name}": container is running: stop the container before removing or force remove`);
         }
+        await this.thaw(rec);
         const live = this.liveOf(rec.Id);
         live.stopping = true;
         const exited = new Promise((r) => live.exited.once('exit', r));

@@ -9,6 +9,8 @@ import { AttachService } from './attach.js';
 import { ExecService } from './exec.js';
 import { VolumeService } from './volumes.js';
 import { NetworkService } from './networks.js';
+import { ContainerFs } from './container-fs.js';
+import { ContainerOps } from './container-ops.js';
 import { VolumeStore } from '../store/volumes.js';
 import { ContainerStore } from '../store/containers.js';
 import { join, dirname } from 'node:path';
@@ -36,6 +38,8 @@ export interface Services {
   exec: ExecService;
   volumes: VolumeService;
   networks: NetworkService;
+  containerFs: ContainerFs;
+  containerOps: ContainerOps;
 }
 
 /** The bundled berth-monitor, built by scripts/setup (make -C native). */
@@ -86,8 +90,14 @@ export async function createServices(config: DaemonConfig): Promise<Services> {
       };
     },
   });
+  const containerFs = new ContainerFs({
+    containerDir: (id) => containers.containerDir(id),
+    layerDirs: (imageId) => images.layerDirs(imageId),
+    isRunning: (id) => { try { return containers.get(id).State.Running; } catch { return false; } },
+  });
+  const containerOps = new ContainerOps(containers, images, containerFs);
 
-  return { config, events, system, images, volumes, networks, containers, attach, exec };
+  return { config, events, system, images, volumes, networks, containers, attach, exec, containerFs, containerOps };
 }
 
 /** Calls every service's shutdown hook, last constructed first; errors are reported, not thrown. */
