@@ -69,9 +69,12 @@ export const imageHandlers: HandlerTable = {
     const svc = images(req);
     const fromSrc = req.query.fromSrc as string | undefined;
     if (fromSrc === undefined) {
-      const pull = (req.services as any).registry;
-      if (pull?.pullHandler) return pull.pullHandler(req);
-      throw new NotImplementedError('pulling images is not supported yet');
+      const name = String(req.query.fromImage ?? '');
+      if (!name) throw new InvalidParameterError('fromImage or fromSrc is required');
+      // errors up to the manifest are HTTP errors (the CLI prints them as "Error response from daemon")
+      const run = await req.services.registry.startPull(name, (req.query.tag as string | undefined) || undefined,
+        req.headers['x-registry-auth'], String(req.query.platform ?? ''));
+      return stream(progressStream(async (msg) => { await run(msg); }), 'application/json');
     }
     if (fromSrc !== '-') throw new NotImplementedError('importing from a URL is not supported; use fromSrc=-');
     const body = req.bodyStream();
@@ -85,4 +88,18 @@ export const imageHandlers: HandlerTable = {
     });
     return stream(out, 'application/json');
   },
+
+  ImagePush: async (req) => {
+    const { registry } = req.services;
+    const name = req.params.name;
+    const tag = (req.query.tag as string | undefined) || undefined;
+    const auth = req.headers['x-registry-auth'];
+    // a missing local tag is an HTTP error, as with the Engine
+    req.services.images.find(tag ? `${name}:${tag}` : name);
+    return stream(progressStream((msg) => registry.push(name, tag, auth, msg)), 'application/json');
+  },
+
+  SystemAuth: async (req) => json(await req.services.registry.login((req.body ?? {}) as Record<string, string>)),
+
+  DistributionInspect: async (req) => json(await req.services.registry.inspect(req.params.name, req.headers['x-registry-auth'])),
 };

@@ -299,6 +299,20 @@ export class ImageService {
     return { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed };
   }
 
+  /** After a failed pull or build: the given layers go again unless an image uses them. */
+  async dropLayersIfUnused(chains: string[]): Promise<void> {
+    const used = this.store.usedChains();
+    for (const c of [...chains].reverse()) {
+      const l = this.layers.get(c);
+      if (!l || used.has(c)) continue;
+      await this.layers.remove(c);
+      await this.content.delete(l.diffId).catch(() => {});
+    }
+  }
+
+  /** For the registry client: an event about an image (pull, push). */
+  publishEvent(action: string, id: string, name?: string): void { this.emit(action, id, name); }
+
   private async gcLayers(): Promise<void> {
     const used = this.store.usedChains();
     for (const l of this.layers.all()) if (!used.has(l.chainId)) {

@@ -11,6 +11,7 @@ import { VolumeService } from './volumes.js';
 import { NetworkService } from './networks.js';
 import { ContainerFs } from './container-fs.js';
 import { ContainerOps } from './container-ops.js';
+import { RegistryService } from './registry/index.js';
 import { VolumeStore } from '../store/volumes.js';
 import { ContainerStore } from '../store/containers.js';
 import { join, dirname } from 'node:path';
@@ -24,6 +25,8 @@ export interface DaemonConfig {
   /** OCI runtimes by name; "berth" is the bundled one. */
   runtimes: Record<string, { path: string; runtimeArgs?: string[] }>;
   defaultRuntime: string;
+  /** daemon.json's path: its directory holds certs.d/<host:port>/ca.crt for registries. */
+  configFile?: string;
   /** Raw daemon.json values, validated. */
   file: Record<string, unknown>;
 }
@@ -40,6 +43,7 @@ export interface Services {
   networks: NetworkService;
   containerFs: ContainerFs;
   containerOps: ContainerOps;
+  registry: RegistryService;
 }
 
 /** The bundled berth-monitor, built by scripts/setup (make -C native). */
@@ -97,7 +101,7 @@ export async function createServices(config: DaemonConfig): Promise<Services> {
   });
   const containerOps = new ContainerOps(containers, images, containerFs);
 
-  return { config, events, system, images, volumes, networks, containers, attach, exec, containerFs, containerOps };
+  return { config, events, system, images, volumes, networks, containers, attach, exec, containerFs, containerOps, registry: new RegistryService(config, images) };
 }
 
 /** Calls every service's shutdown hook, last constructed first; errors are reported, not thrown. */

@@ -1,0 +1,110 @@
+// docker login / push / pull / rmi against a real registry on 127.0.0.1 with TLS and htpasswd.
+import test from 'ava';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Daemon } from './harness.js';
+import { removeAllAndStop, startDaemonWithBusybox } from './images-fixture.js';
+import { startRegistry, type Registry } from './registry-fixture.js';
+
+let d: Daemon;
+let reg: Registry;
+test.before(async () => {
+  reg = await startRegistry();
+  d = await startDaemonWithBusybox();
+  await reg.trustIn(d.dir); // the daemon's config dir is where its daemon.json is
+});
+test.after.always(async () => { await removeAllAndStop(d); await reg?.stop(); });
+
+test.serial('login: a wrong password is refused with the Engine message; the right one succeeds', async (t) => {
+  const bad = await d.docker(['login', '-u', reg.user, '--password-stdin', reg.host], { input: 'wrong\n' });
+  t.not(bad.code, 0);
+  t.regex(bad.stderr, new RegExp(`login attempt to https://${reg.host}/v2/ failed with status: 401 Unauthorized`));
+  const ok = await d.docker(['login', '-u', reg.user, '--password-stdin', reg.host], { input: `${reg.password}\n` });
+  t.is(ok.code, 0, ok.stderr);
+  t.regex(ok.stdout, /Login Succeeded/);
+});
+
+test.serial('push, rmi, pull by tag and by digest round-trip the image', async (t) => {
+  const name = `${reg.host}/app`;
+  t.is((await d.docker(['tag', 'busybox', `${name}:1`])).code, 0);
+  const push = await d.docker(['push', `${name}:1`]);
+  t.is(push.code, 0, push.stderr);
+  t.regex(push.stdout, /The push refers to repository \[127\.0\.0\.1:\d+\/app\]/);
+  t.regex(push.stdout, /Pushed/);
+  const digest = /1: digest: (sha256:[0-9a-f]{64}) size: \d+/.exec(push.stdout)?.[1];
+  t.truthy(digest, push.stdout);
+  const again = await d.docker(['push', `${name}:1`]);
+  t.regex(again.stdout, /Layer already exists/);
+  const id = (await d.docker(['image', 'inspect', '-f', '{{.Id}}', `${name}:1`])).stdout.trim();
+  t.is((await d.docker(['rmi', `${name}:1`])).code, 0);
+  const pull = await d.docker(['pull', `${name}:1`]);
+  t.is(pull.code, 0, pull.stderr);
+  t.regex(pull.stdout, new RegExp(`Digest: ${digest}`));
+  t.regex(pull.stdout, /Status: (Downloaded newer image|Image is up to date) for 127\.0\.0\.1:\d+\/app:1/);
+  t.is((await d.docker(['image', 'inspect', '-f', '{{.Id}}', `${name}:1`])).stdout.trim(), id);
+  t.regex((await d.docker(['image', 'inspect', '-f', '{{json .RepoDigests}}', `${name}:1`])).stdout, new RegExp(`app@${digest}`));
+  // into a fresh daemon (nothing present): every layer downloaded and extracted, and it runs
+  const fresh = await startDaemonWithBusybox();
+  try {
+    await reg.trustIn(fresh.dir);
+    await fresh.docker(['login', '-u', reg.user, '--password-stdin', reg.host], { input: `${reg.password}\n` });
+    await fresh.docker(['rmi', 'busybox']);
+    const byDigest = await fresh.docker(['pull', `${name}@${digest}`]);
+    t.is(byDigest.code, 0, byDigest.stderr);
+    t.regex(byDigest.stdout, /Pull complete/);
+    const r = await fresh.docker(['run', '--rm', `${name}@${digest}`, 'echo', 'pulled']);
+    t.is(r.stdout, 'pulled\n', r.stderr);
+    const dist = await fresh.request('GET', `/distribution/${name}:1/json`, undefined, { 'X-Registry-Auth': Buffer.from(JSON.stringify({ username: reg.user, password: reg.password })).toString('base64') });
+    t.is(dist.json.Descriptor.digest, digest);
+    t.deepEqual(dist.json.Platforms, [{ architecture: 'amd64', os: 'linux' }]);
+  } finally {
+    await removeAllAndStop(fresh);
+  }
+});
+
+test.serial('unknown tags and missing credentials give the Engine errors', async (t) => {
+  const missing = await d.docker(['pull', `${reg.host}/app:nope`]);
+  t.not(missing.code, 0);
+  t.regex(missing.stderr, /manifest for 127\.0\.0\.1:\d+\/app:nope not found: manifest unknown/);
+  const other = await startDaemonWithBusybox();
+  try {
+    await reg.trustIn(other.dir);
+    const denied = await other.docker(['pull', `${reg.host}/app:1`]);
+    t.not(denied.code, 0);
+    t.regex(denied.stderr, /pull access denied for 127\.0\.0\.1:\d+\/app, repository does not exist or may require 'docker login'/);
+  } finally {
+    await removeAllAndStop(other);
+  }
+});
+
+test.serial('a corrupted blob in the registry fails the pull cleanly, leaving nothing behind', async (t) => {
+  const name = `${reg.host}/corrupt`;
+  await d.docker(['tag', 'busybox', `${name}:1`]);
+  t.is((await d.docker(['push', `${name}:1`])).code, 0);
+  // corrupt every layer blob's data in the registry's storage (same size, other bytes)
+  const blobsDir = join(reg.storage, 'docker/registry/v2/blobs/sha256');
+  let corrupted = 0;
+  for (const pre of await readdir(blobsDir)) {
+    for (const hex of await readdir(join(blobsDir, pre))) {
+      const f = join(blobsDir, pre, hex, 'data');
+      const data = await readFile(f);
+      if (data[0] === 0x1f && data[1] === 0x8b) { data[data.length - 20] ^= 0xff; await writeFile(f, data); corrupted++; }
+    }
+  }
+  t.true(corrupted > 0);
+  const fresh = await startDaemonWithBusybox();
+  try {
+    await reg.trustIn(fresh.dir);
+    await fresh.docker(['login', '-u', reg.user, '--password-stdin', reg.host], { input: `${reg.password}\n` });
+    await fresh.docker(['rmi', 'busybox']);
+    const layersBefore = await readdir(join(fresh.dataRoot, 'layers'));
+    const pull = await fresh.docker(['pull', `${name}:1`]);
+    t.not(pull.code, 0);
+    t.regex(pull.stderr + pull.stdout, /verification failed|digest/);
+    t.deepEqual(await readdir(join(fresh.dataRoot, 'layers')), layersBefore);
+    t.is((await fresh.docker(['images', '-q'])).stdout.trim(), '');
+    t.deepEqual((await readdir(join(fresh.dataRoot, 'tmp'))).filter((n) => n.startsWith('pull-')), []);
+  } finally {
+    await removeAllAndStop(fresh);
+  }
+});

@@ -1,0 +1,109 @@
+// RegistryService: pull, push, login and distribution inspect against Distribution API v2
+// registries, one RegistryClient per request (credentials come with each request).
+import { dirname, join } from 'node:path';
+import { InvalidParameterError, NotFoundError } from '../../errors.js';
+import { familiarString, parseRef, splitDomain, type ImageRef } from '../../oci/image.js';
+import type { DaemonConfig } from '../index.js';
+import type { ImageService } from '../images.js';
+import { parseRegistryAuth, type AuthConfig } from './auth.js';
+import { RegistryClient, type RegistryOptions } from './client.js';
+import { fetchManifest, platformManifest, pullRest, type Progress } from './pull.js';
+import { push } from './push.js';
+
+export class RegistryService {
+  private readonly opts: RegistryOptions;
+  private readonly concurrency: number;
+  private readonly tmpDir: string;
+
+  constructor(config: DaemonConfig, private readonly images: ImageService) {
+    const f = config.file as Record<string, any>;
+    this.opts = {
+      configDir: config.configFile ? dirname(config.configFile) : '/etc/berth',
+      insecure: Array.isArray(f['insecure-registries']) ? f['insecure-registries'].map(String) : [],
+      mirrors: Array.isArray(f['registry-mirrors']) ? f['registry-mirrors'].map(String) : [],
+    };
+    this.concurrency = Number(f['max-concurrent-downloads']) || 3;
+    this.tmpDir = join(config.dataRoot, 'tmp');
+  }
+
+  private client(domain: string, auth: AuthConfig): RegistryClient { return new RegistryClient(domain, this.opts, auth); }
+
+  private static parse(name: string, tag?: string): ImageRef {
+    let ref: ImageRef;
+    try {
+      ref = parseRef(tag ? (/^sha256:/.test(tag) ? `${name}@${tag}` : `${name}:${tag}`) : name);
+    } catch (e) { throw new InvalidParameterError((e as Error).message); }
+    if (!ref.tag && !ref.digest) ref.tag = 'latest';
+    return ref;
+  }
+
+  /**
+   * docker pull. Everything that can fail before the first progress line (bad name, unknown
+   * manifest, refused credentials) throws, so the route answers it as an HTTP error; the rest
+   * reports through `progress` and returns the image ID.
+   */
+  async startPull(name: string, tag: string | undefined, authHeader: string | undefined, platform: string): Promise<(progress: Progress) => Promise<string>> {
+    const ref = RegistryService.parse(name, tag);
+    const { domain, path } = splitDomain(ref.repo);
+    const client = this.client(domain, parseRegistryAuth(authHeader));
+    const scope = `repository:${path}:pull`;
+    try {
+      const top = await fetchManifest(client, ref, scope);
+      return async (progress) => {
+        try {
+          const id = await pullRest({ client, images: this.images, ref, top, platform, scope, tmpDir: this.tmpDir, concurrency: this.concurrency, progress });
+          this.images.publishEvent('pull', id, familiarString(ref));
+          return id;
+        } finally { await client.close(); }
+      };
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+  }
+
+  async push(name: string, tag: string | undefined, authHeader: string | undefined, progress: Progress): Promise<void> {
+    const ref = RegistryService.parse(name, tag);
+    if (ref.digest) throw new InvalidParameterError('cannot push a digest reference');
+    try { this.images.find(familiarString(ref)); } catch { throw new NotFoundError(`tag does not exist: ${familiarString(ref)}`); }
+    const { domain } = splitDomain(ref.repo);
+    const client = this.client(domain, parseRegistryAuth(authHeader));
+    try {
+      const img = this.images.find(familiarString(ref));
+      await push({ client, images: this.images, ref, tmpDir: this.tmpDir, progress });
+      this.images.publishEvent('push', img.Id, familiarString(ref));
+    } finally { await client.close(); }
+  }
+
+  /** POST /auth. */
+  async login(body: { username?: string; password?: string; serveraddress?: string; identitytoken?: string }): Promise<{ Status: string; IdentityToken: string }> {
+    const server = (body.serveraddress || 'docker.io').replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+    const domain = /^(index\.)?docker\.io$/.test(server) ? 'docker.io' : server;
+    const client = this.client(domain, body);
+    try {
+      await client.login();
+    } finally { await client.close(); }
+    return { Status: 'Login Succeeded', IdentityToken: '' };
+  }
+
+  /** GET /distribution/{name}/json. */
+  async inspect(name: string, authHeader: string | undefined): Promise<Record<string, unknown>> {
+    const ref = RegistryService.parse(name);
+    const { domain, path } = splitDomain(ref.repo);
+    const client = this.client(domain, parseRegistryAuth(authHeader));
+    const scope = `repository:${path}:pull`;
+    try {
+      const top = await fetchManifest(client, ref, scope);
+      let platforms: Array<Record<string, string>>;
+      if (Array.isArray(top.json.manifests)) {
+        platforms = top.json.manifests.map((m: any) => ({ architecture: m.platform?.architecture ?? '', os: m.platform?.os ?? '', ...(m.platform?.variant ? { variant: m.platform.variant } : {}) }));
+      } else {
+        const m = await platformManifest(client, ref, top, '', scope);
+        const cfgRes = await client.fetch(`/v2/${path}/blobs/${m.json.config.digest}`, { scope });
+        const cfg = JSON.parse(await cfgRes.body.text());
+        platforms = [{ architecture: cfg.architecture ?? '', os: cfg.os ?? '' }];
+      }
+      return { Descriptor: { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length }, Platforms: platforms };
+    } finally { await client.close(); }
+  }
+}

@@ -1,0 +1,159 @@
+// docker pull: manifest (by tag or digest; an index resolved to the wanted platform), config,
+// then layers downloaded in parallel (verified against their digests into temp files) and
+// extracted in order, with the Engine's progress messages. A blob that does not match its
+// digest fails the pull and nothing of it is kept.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { InvalidParameterError, NotFoundError, SystemError } from '../../errors.js';
+import { chainIds, familiarString, refKey, splitDomain, type ImageRef } from '../../oci/image.js';
+import type { ImageService } from '../images.js';
+import type { RegistryClient } from './client.js';
+
+export const MEDIA = {
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  dockerConfig: 'application/vnd.docker.container.image.v1+json',
+  dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+};
+const ACCEPT = [MEDIA.dockerManifest, MEDIA.dockerList, MEDIA.ociManifest, MEDIA.ociIndex].join(', ');
+
+export type Progress = (m: Record<string, unknown>) => void;
+const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const short = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
+
+export interface ResolvedManifest { digest: string; mediaType: string; bytes: Buffer; json: any }
+
+/** GET the manifest for a tag or digest; the digest checked when asked by digest. */
+export async function fetchManifest(client: RegistryClient, ref: ImageRef, scope: string): Promise<ResolvedManifest> {
+  const { path } = splitDomain(ref.repo);
+  const reference = ref.digest ?? ref.tag ?? 'latest';
+  const res = await client.fetch(`/v2/${path}/manifests/${reference}`, { headers: { accept: ACCEPT }, scope });
+  const bytes = Buffer.from(await res.body.arrayBuffer());
+  const name = familiarString(ref);
+  if (res.status === 404) throw new NotFoundError(`manifest for ${name} not found: manifest unknown: manifest unknown`);
+  // a 404 as the Engine answers it (a 401 would make the CLI prompt for credentials)
+  if (res.status === 401 || res.status === 403) throw new NotFoundError(`pull access denied for ${familiarString({ repo: ref.repo })}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied`);
+  if (res.status >= 300) throw new SystemError(`error fetching manifest for ${name}: registry answered ${res.status}`);
+  if (bytes.length > 4 << 20) throw new InvalidParameterError(`manifest for ${name} is too large`);
+  const digest = sha256(bytes);
+  if (ref.digest && ref.digest !== digest) throw new InvalidParameterError(`manifest verification failed for digest ${ref.digest}`);
+  let json: any;
+  try { json = JSON.parse(bytes.toString('utf8')); } catch { throw new InvalidParameterError(`invalid manifest for ${name}`); }
+  const mediaType = json.mediaType || res.headers['content-type']?.split(';')[0] || MEDIA.ociManifest;
+  return { digest: res.headers['docker-content-digest'] && !ref.digest ? res.headers['docker-content-digest'] : digest, mediaType, bytes, json };
+}
+
+/** An index or manifest list resolved to the platform's manifest. */
+export async function platformManifest(client: RegistryClient, ref: ImageRef, top: ResolvedManifest, platform: string, scope: string): Promise<ResolvedManifest> {
+  if (!Array.isArray(top.json.manifests)) return top;
+  const [os, arch, variant] = (platform || 'linux/amd64').split('/');
+  const pick = top.json.manifests.find((m: any) => m.platform?.os === os && m.platform?.architecture === arch && (!variant || m.platform?.variant === variant));
+  if (!pick) throw new NotFoundError(`no matching manifest for ${platform || 'linux/amd64'} in the manifest list entries`);
+  return fetchManifest(client, { repo: ref.repo, digest: pick.digest }, scope);
+}
+
+async function fetchBlobToFile(client: RegistryClient, path: string, desc: { digest: string; size?: number }, file: string, scope: string, onBytes: (n: number) => void): Promise<void> {
+  const res = await client.fetch(`/v2/${path}/blobs/${desc.digest}`, { scope });
+  if (res.status >= 300) { await res.body.dump(); throw new SystemError(`error pulling blob ${desc.digest}: registry answered ${res.status}`); }
+  const hash = createHash('sha256');
+  let n = 0;
+  const meter = new Transform({ transform(chunk, _e, cb) { hash.update(chunk); n += chunk.length; onBytes(n); cb(null, chunk); } });
+  await pipeline(res.body, meter, createWriteStream(file, { mode: 0o600 }));
+  const got = `sha256:${hash.digest('hex')}`;
+  if (got !== desc.digest) throw new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`);
+}
+
+/** Runs at most `limit` of the tasks at a time. */
+async function limited<T>(items: T[], limit: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length && failed === undefined) {
+      const i = next++;
+      try { await fn(items[i]!, i); } catch (err) { failed ??= err; }
+    }
+  }));
+  if (failed !== undefined) throw failed;
+}
+
+/** After fetchManifest succeeded (errors before this point are plain HTTP errors): the rest, with progress. */
+export async function pullRest(o: {
+  client: RegistryClient; images: ImageService; ref: ImageRef; top: ResolvedManifest; platform: string; scope: string;
+  tmpDir: string; concurrency: number; progress: Progress;
+}): Promise<string> {
+  const { client, images, ref, top, progress } = o;
+  const { path } = splitDomain(ref.repo);
+  const name = familiarString(ref);
+  progress({ status: `Pulling from ${familiarString({ repo: ref.repo }).replace(/^[^/]*[.:][^/]*\//, '')}`, id: ref.tag ?? ref.digest ?? 'latest' });
+  const manifest = await platformManifest(client, ref, top, o.platform, o.scope);
+  const layersDesc: Array<{ digest: string; size?: number; mediaType?: string }> = manifest.json.layers ?? [];
+  if (!manifest.json.config?.digest) throw new InvalidParameterError(`unsupported manifest for ${name} (schema 1 manifests are not supported)`);
+
+  const cfgRes = await client.fetch(`/v2/${path}/blobs/${manifest.json.config.digest}`, { scope: o.scope });
+  const cfgBytes = Buffer.from(await cfgRes.body.arrayBuffer());
+  if (cfgRes.status >= 300) throw new SystemError(`error pulling image configuration: registry answered ${cfgRes.status}`);
+  if (sha256(cfgBytes) !== manifest.json.config.digest) throw new InvalidParameterError(`image config verification failed for digest ${manifest.json.config.digest}`);
+  const cfg = JSON.parse(cfgBytes.toString('utf8'));
+  const diffIds: string[] = cfg.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== layersDesc.length) throw new InvalidParameterError(`image config and manifest of ${name} disagree on the number of layers`);
+  const chains = chainIds(diffIds);
+  const existedBefore = images.store.get(sha256(cfgBytes));
+  const tagKey = ref.tag ? refKey(ref) : undefined;
+  const upToDate = !!existedBefore && (!tagKey || images.store.byRef(tagKey)?.Id === existedBefore.Id);
+
+  const present = chains.map((c) => images.layers.has(c));
+  for (let i = 0; i < layersDesc.length; i++) progress({ status: present[i] ? 'Already exists' : 'Pulling fs layer', progressDetail: {}, id: short(layersDesc[i]!.digest) });
+
+  const work = join(o.tmpDir, `pull-${randomBytes(6).toString('hex')}`);
+  await fsp.mkdir(work, { recursive: true, mode: 0o700 });
+  try {
+    const files: string[] = [];
+    const downloaded: Array<Promise<void>> = [];
+    const done: Array<() => void> = [];
+    for (let i = 0; i < layersDesc.length; i++) downloaded.push(new Promise<void>((r) => { done[i] = r; }));
+    const todo = layersDesc.map((d, i) => ({ d, i })).filter((x) => !present[x.i]);
+    for (const { d } of todo.slice(o.concurrency)) progress({ status: 'Waiting', progressDetail: {}, id: short(d.digest) });
+    const downloads = limited(todo, o.concurrency, async ({ d, i }) => {
+      const file = join(work, `layer-${i}`);
+      files[i] = file;
+      let last = 0;
+      await fetchBlobToFile(client, path, d, file, o.scope, (n) => {
+        if (n - last < 256 * 1024 && n !== d.size) return;
+        last = n;
+        progress({ status: 'Downloading', progressDetail: { current: n, total: d.size ?? 0 }, id: short(d.digest) });
+      });
+      progress({ status: 'Verifying Checksum', progressDetail: {}, id: short(d.digest) });
+      progress({ status: 'Download complete', progressDetail: {}, id: short(d.digest) });
+      done[i]!();
+    });
+    // extraction in layer order, each as soon as its download is complete
+    let failure: unknown;
+    downloads.catch((e) => { failure = e; for (const d of done) d?.(); });
+    for (let i = 0; i < layersDesc.length; i++) {
+      if (present[i]) continue;
+      await downloaded[i];
+      if (failure) break;
+      const id = short(layersDesc[i]!.digest);
+      progress({ status: 'Extracting', progressDetail: { current: 0, total: layersDesc[i]!.size ?? 0 }, id });
+      await images.addLayer(createReadStream(files[i]!), i > 0 ? chains[i - 1]! : null, diffIds[i]);
+      await fsp.rm(files[i]!, { force: true });
+      progress({ status: 'Pull complete', progressDetail: {}, id });
+    }
+    await downloads;
+    const img = await images.addImage(cfgBytes, ref.tag ? [familiarString({ repo: ref.repo, tag: ref.tag })] : []);
+    await images.store.setRef(refKey({ repo: ref.repo, digest: top.digest }), img.Id, true, new Date().toISOString());
+    progress({ status: `Digest: ${top.digest}` });
+    progress({ status: upToDate ? `Status: Image is up to date for ${name}` : `Status: Downloaded newer image for ${name}` });
+    return img.Id;
+  } catch (err) {
+    await images.dropLayersIfUnused(chains.filter((_c, i) => !present[i])).catch(() => {});
+    throw err;
+  } finally {
+    await fsp.rm(work, { recursive: true, force: true }).catch(() => {});
+  }
+}

@@ -1,0 +1,91 @@
+// docker push: each layer gzipped (deterministically, so a second push finds it), checked with
+// HEAD, uploaded when missing; then the config and a schema 2 manifest under the tag.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { SystemError, UnauthorizedError } from '../../errors.js';
+import { familiarString, splitDomain, type ImageRef } from '../../oci/image.js';
+import type { ImageService } from '../images.js';
+import type { RegistryClient } from './client.js';
+import { MEDIA, type Progress } from './pull.js';
+
+const short = (d: string): string => d.replace(/^sha256:/, '').slice(0, 12);
+
+async function blobExists(client: RegistryClient, path: string, digest: string, scope: string): Promise<boolean> {
+  const res = await client.fetch(`/v2/${path}/blobs/${digest}`, { method: 'HEAD', scope });
+  await res.body.dump();
+  if (res.status === 401 || res.status === 403) throw new UnauthorizedError('unauthorized: authentication required');
+  return res.status === 200;
+}
+
+async function upload(client: RegistryClient, path: string, digest: string, size: number, body: () => NodeJS.ReadableStream | Buffer, scope: string): Promise<void> {
+  const start = await client.fetch(`/v2/${path}/blobs/uploads/`, { method: 'POST', scope, headers: { 'content-length': '0' } });
+  await start.body.dump();
+  if (start.status === 401 || start.status === 403) throw new UnauthorizedError('unauthorized: authentication required');
+  if (start.status !== 202 || !start.headers.location) throw new SystemError(`starting a blob upload: registry answered ${start.status}`);
+  const loc = start.headers.location;
+  const u = new URL(loc, 'http://registry.invalid');
+  u.searchParams.set('digest', digest);
+  const target = /^https?:/.test(loc) ? u.toString() : `${u.pathname}${u.search}`;
+  const res = await client.fetch(target, {
+    method: 'PUT', scope, body: body(), headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+  });
+  const text = await res.body.text();
+  if (res.status !== 201) throw new SystemError(`uploading blob ${digest}: registry answered ${res.status} ${text.slice(0, 200)}`);
+}
+
+export async function push(o: { client: RegistryClient; images: ImageService; ref: ImageRef; tmpDir: string; progress: Progress }): Promise<string> {
+  const { client, images, ref, progress } = o;
+  const { path } = splitDomain(ref.repo);
+  const scope = `repository:${path}:pull,push`;
+  const img = images.find(familiarString(ref));
+  const cfgBytes = await images.content.readBytes(img.Id);
+  const cfg = JSON.parse(cfgBytes.toString('utf8'));
+  const diffIds: string[] = cfg.rootfs?.diff_ids ?? [];
+  progress({ status: `The push refers to repository [${familiarString({ repo: ref.repo })}]` });
+  for (const d of [...diffIds].reverse()) progress({ status: 'Preparing', progressDetail: {}, id: short(d) });
+
+  const work = join(o.tmpDir, `push-${randomBytes(6).toString('hex')}`);
+  await fsp.mkdir(work, { recursive: true, mode: 0o700 });
+  try {
+    const layers: Array<{ mediaType: string; size: number; digest: string }> = [];
+    for (const diffId of diffIds) {
+      const file = join(work, short(diffId));
+      const hash = createHash('sha256');
+      let size = 0;
+      const meter = new Transform({ transform(c, _e, cb) { hash.update(c); size += c.length; cb(null, c); } });
+      await pipeline(createReadStream(images.content.path(diffId)), createGzip({ level: 6 }), meter, createWriteStream(file));
+      const digest = `sha256:${hash.digest('hex')}`;
+      layers.push({ mediaType: MEDIA.dockerLayerGzip, size, digest });
+      if (await blobExists(client, path, digest, scope)) {
+        progress({ status: 'Layer already exists', progressDetail: {}, id: short(diffId) });
+        continue;
+      }
+      progress({ status: 'Pushing', progressDetail: { current: 0, total: size }, id: short(diffId) });
+      await upload(client, path, digest, size, () => createReadStream(file), scope);
+      progress({ status: 'Pushing', progressDetail: { current: size, total: size }, id: short(diffId) });
+      progress({ status: 'Pushed', progressDetail: {}, id: short(diffId) });
+    }
+    if (!(await blobExists(client, path, img.Id, scope))) await upload(client, path, img.Id, cfgBytes.length, () => cfgBytes, scope);
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: MEDIA.dockerManifest,
+      config: { mediaType: MEDIA.dockerConfig, size: cfgBytes.length, digest: img.Id },
+      layers,
+    }, null, 3));
+    const tag = ref.tag ?? 'latest';
+    const res = await client.fetch(`/v2/${path}/manifests/${tag}`, { method: 'PUT', scope, body: manifest, headers: { 'content-type': MEDIA.dockerManifest } });
+    const text = await res.body.text();
+    if (res.status === 401 || res.status === 403) throw new UnauthorizedError('unauthorized: authentication required');
+    if (res.status !== 201) throw new SystemError(`pushing the manifest: registry answered ${res.status} ${text.slice(0, 200)}`);
+    const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+    await images.store.setRef(`${ref.repo}@${digest}`, img.Id, true, new Date().toISOString());
+    progress({ status: `${tag}: digest: ${digest} size: ${manifest.length}` });
+    progress({ progressDetail: {}, aux: { Tag: tag, Digest: digest, Size: manifest.length } });
+    return digest;
+  } finally {
+    await fsp.rm(work, { recursive: true, force: true }).catch(() => {});
+  }
+}
