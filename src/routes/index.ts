@@ -7,6 +7,7 @@ import { swarmHandlers } from './swarm.js';
 import { systemHandlers } from './system.js';
 import { volumeHandlers } from './volumes.js';
 import { networkHandlers } from './networks.js';
+import { buildHandlers as imageBuildHandlers } from './build.js';
 import type { HandlerTable } from './types.js';
 
 export function buildHandlers(): HandlerTable {
@@ -18,5 +19,6 @@ export function buildHandlers(): HandlerTable {
     ...execHandlers(),
     ...volumeHandlers,
     ...networkHandlers,
+    ...imageBuildHandlers,
   };
 }

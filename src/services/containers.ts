@@ -11,7 +11,7 @@ import { ContainerStore, ZERO_TIME, type ContainerRecord, type MountPoint } from
 import { buildSpec, mergeImageConfig, resolveUser } from '../oci/spec-api.js';
 import * as monitor from '../oci/monitor-client.js';
 import type { ExitStatus } from '../oci/monitor-client.js';
-import { mountRootfs, unmountRootfs } from './rootfs.js';
+import { mkdirInRoot, mountRootfs, unmountRootfs } from './rootfs.js';
 import { writeEtcFiles } from './etc-files.js';
 import { generateName, normaliseName } from './names.js';
 import { parseSignal } from './signals.js';
@@ -334,6 +334,8 @@ export class ContainerService {
       });
     }
     const user = await resolveUser(rootfs, c.User, h.GroupAdd);
+    // the working directory exists when the process starts, as the Engine makes sure
+    if (c.WorkingDir) await mkdirInRoot(rootfs, c.WorkingDir);
     if (rec.MountPoints) await this.deps.volumes.prepare(rec.Id, rec.MountPoints, rootfs);
     // resolved mount points replace -v / --mount (volumes become binds of their data dirs)
     const specHostConfig = rec.MountPoints ? { ...h, Binds: [], Mounts: mountSpecsFor(rec.MountPoints) } : h;

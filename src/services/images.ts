@@ -170,6 +170,9 @@ export class ImageService {
     const f = normalizeFilters(opts.filters);
     for (const k of Object.keys(f)) if (!['dangling', 'label', 'reference', 'before', 'since', 'until'].includes(k)) throw new InvalidParameterError(`invalid filter '${k}'`);
     let imgs = this.store.all();
+    // build steps (untagged parents of other images) show only with all=true, as on the Engine
+    const parents = new Set(imgs.map((i) => i.Parent).filter(Boolean));
+    if (!opts.all) imgs = imgs.filter((i) => i.RepoTags.length > 0 || i.RepoDigests.length > 0 || !parents.has(i.Id));
     const created = (i: StoredImage): number => Date.parse(this.configs.get(i.Id)?.created ?? i.Created) || 0;
     if (f.dangling) {
       const want = f.dangling[0];
@@ -270,6 +273,18 @@ export class ImageService {
     await this.content.delete(img.Id);
     out.push({ Deleted: img.Id });
     this.emit('delete', img.Id);
+    // the untagged build steps under it go too, unless something else still needs them
+    let parent = img.Parent;
+    while (parent && !opts.noprune) {
+      const p = this.store.get(parent);
+      if (!p || p.RepoTags.length || p.RepoDigests.length || this.usage(p.Id).length || this.store.all().some((i) => i.Parent === p.Id)) break;
+      await this.store.delete(p.Id);
+      this.configs.delete(p.Id);
+      await this.content.delete(p.Id);
+      out.push({ Deleted: p.Id });
+      this.emit('delete', p.Id);
+      parent = p.Parent;
+    }
     await this.gcLayers();
     return out;
   }
@@ -284,8 +299,10 @@ export class ImageService {
     const until = f.until ? parseUntil(f.until[0]) : undefined;
     const deleted: DeleteResponseItem[] = [];
     let reclaimed = 0;
+    const hasChildren = (id: string) => this.store.all().some((i) => i.Parent === id);
     for (const img of this.store.all()) {
       if (danglingOnly && img.RepoTags.length) continue;
+      if (danglingOnly && hasChildren(img.Id)) continue;
       if (this.usage(img.Id).length) continue;
       const cfg = this.configs.get(img.Id);
       if (f.label && !f.label.every((l) => matchLabel(cfg?.config?.Labels ?? {}, l))) continue;
@@ -332,7 +349,7 @@ export class ImageService {
   }
 
   /** Registers an image from its config blob bytes whose layers are already present. */
-  async addImage(configBytes: Buffer, tags: string[] = []): Promise<StoredImage> {
+  async addImage(configBytes: Buffer, tags: string[] = [], parent = ''): Promise<StoredImage> {
     let cfg: ImageConfigBlob;
     try { cfg = JSON.parse(configBytes.toString('utf8')); } catch { throw new InvalidParameterError('invalid image config JSON'); }
     if (!cfg.rootfs || !Array.isArray(cfg.rootfs.diff_ids)) throw new InvalidParameterError('invalid image config: missing rootfs.diff_ids');
@@ -341,7 +358,7 @@ export class ImageService {
     for (const c of chains) if (!this.layers.has(c)) throw new InvalidParameterError(`layer ${c} is missing`);
     const existing = this.store.get(digest);
     const img: StoredImage = existing ?? {
-      Id: digest, RepoTags: [], RepoDigests: [], Parent: '', Created: cfg.created ?? ZERO_TIME, LastTagTime: '',
+      Id: digest, RepoTags: [], RepoDigests: [], Parent: parent, Created: cfg.created ?? ZERO_TIME, LastTagTime: '',
       ChainIds: chains, Size: chains.reduce((a, c) => a + (this.layers.get(c)?.size ?? 0), 0),
     };
     if (!existing) await this.store.put(img);

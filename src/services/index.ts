@@ -12,6 +12,7 @@ import { NetworkService } from './networks.js';
 import { ContainerFs } from './container-fs.js';
 import { ContainerOps } from './container-ops.js';
 import { RegistryService } from './registry/index.js';
+import { Builder } from './build/builder.js';
 import { VolumeStore } from '../store/volumes.js';
 import { ContainerStore } from '../store/containers.js';
 import { join, dirname } from 'node:path';
@@ -44,6 +45,7 @@ export interface Services {
   containerFs: ContainerFs;
   containerOps: ContainerOps;
   registry: RegistryService;
+  builder: Builder;
 }
 
 /** The bundled berth-monitor, built by scripts/setup (make -C native). */
@@ -101,7 +103,8 @@ export async function createServices(config: DaemonConfig): Promise<Services> {
   });
   const containerOps = new ContainerOps(containers, images, containerFs);
 
-  return { config, events, system, images, volumes, networks, containers, attach, exec, containerFs, containerOps, registry: new RegistryService(config, images) };
+  return { config, events, system, images, volumes, networks, containers, attach, exec, containerFs, containerOps, registry: new RegistryService(config, images),
+    builder: new Builder(images, containers, containerFs, config.dataRoot) };
 }
 
 /** Calls every service's shutdown hook, last constructed first; errors are reported, not thrown. */

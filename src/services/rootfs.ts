@@ -57,3 +57,32 @@ export async function unmountRootfs(containerDir: string): Promise<void> {
     await run('umount', ['-l', merged]).catch(() => {});
   }
 }
+
+/**
+ * Creates a directory inside a root filesystem as a process chrooted there would: symlinks on
+ * the way are followed within the root (an absolute target restarts at the root, `..` stops
+ * there), so a hostile image cannot make us create directories outside it.
+ */
+export async function mkdirInRoot(root: string, path: string, mode = 0o755): Promise<void> {
+  const { lstat, mkdir: mk, readlink } = await import('node:fs/promises');
+  const queue = path.split('/').filter(Boolean);
+  const cur: string[] = [];
+  let links = 0;
+  while (queue.length) {
+    const part = queue.shift()!;
+    if (part === '.') continue;
+    if (part === '..') { cur.pop(); continue; }
+    const host = join(root, ...cur, part);
+    const st = await lstat(host).catch(() => null);
+    if (!st) { await mk(host, { mode }); cur.push(part); continue; }
+    if (st.isSymbolicLink()) {
+      if (++links > 40) throw new SystemError(`too many levels of symbolic links creating ${path}`);
+      const target = await readlink(host);
+      if (target.startsWith('/')) cur.length = 0;
+      queue.unshift(...target.split('/').filter(Boolean));
+      continue;
+    }
+    if (!st.isDirectory()) throw new SystemError(`cannot create directory ${path}: not a directory`);
+    cur.push(part);
+  }
+}
