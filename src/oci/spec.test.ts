@@ -165,10 +165,13 @@ test('namespace modes', (t) => {
   t.is(mount(spec({}, { IpcMode: 'none' }), '/dev/shm'), undefined);
   t.true(nsTypes(spec({}, { IpcMode: 'shareable' })).includes('ipc'));
 
-  t.throws(() => spec({}, { NetworkMode: `container:${ID}` }), { instanceOf: InvalidParameterError, message: /not supported yet/ });
+  // container:<id> joins the namespace the caller found; without it there is nothing to join
+  t.throws(() => spec({}, { NetworkMode: `container:${ID}` }), { instanceOf: InvalidParameterError, message: /namespace is unknown/ });
+  t.deepEqual(spec({}, { NetworkMode: `container:${ID}` }, { netnsPath: '/proc/42/ns/net' }).linux.namespaces[1], { type: 'network', path: '/proc/42/ns/net' });
   t.throws(() => spec({}, { PidMode: 'container:x' }), { instanceOf: InvalidParameterError, message: /not supported yet/ });
   t.throws(() => spec({}, { IpcMode: 'bogus' }), { instanceOf: InvalidParameterError, message: 'invalid IPC mode: bogus' });
-  t.throws(() => spec({}, { NetworkMode: 'mynet' }), { instanceOf: InvalidParameterError });
+  // a user-defined network (checked by the network service) gets a namespace of its own
+  t.true(nsTypes(spec({}, { NetworkMode: 'mynet' })).includes('network'));
 });
 
 test('Domainname goes to kernel.domainname; ShmSize sizes /dev/shm', (t) => {
