@@ -89,6 +89,8 @@ export class NetworkService {
   private readonly proxies = new Map<string, Proxy[]>();      // container id -> port proxies
   private readonly ports = new Map<string, PortMapping[]>();  // container id -> mappings
   private containers: () => ContainerRecord[] = () => [];
+  /** The rule set last written, to skip identical rewrites. */
+  private appliedRules = '';
   /** Addresses handed to containers that are starting (not yet recorded as running). */
   private readonly reserved = new Map<string, Map<number, string>>(); // network name -> ip -> container id
 
@@ -481,9 +483,11 @@ export class NetworkService {
     this.ports.delete(rec.Id);
     const ns = rec.NetworkSettings;
     if (!ns) return;
+    const shared = this.containers().some((c) => c.State.Running && c.HostConfig.NetworkMode === `container:${rec.Id}`);
     for (const [name, ep] of Object.entries(ns.Networks)) {
       if (ep.IPAddress) this.reserved.get(name)?.delete(ipToInt(ep.IPAddress));
-      if (ep.HostIf) await detach(ep.HostIf).catch(() => {}); // normally gone with the namespace already
+      // the veth pair goes with the container's namespace, unless another container joined it
+      if (ep.HostIf && shared) await detach(ep.HostIf).catch(() => {});
       Object.assign(ep, { EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '', HostIf: undefined, DNSNames: null });
       const n = this.byName(name);
       if (n && n.Driver === 'bridge') this.publish(n, 'disconnect', { container: rec.Id });
@@ -569,7 +573,10 @@ export class NetworkService {
       bridge: bridgeName(n), subnet: n.IPAM.Config[0]!.Subnet, internal: n.Internal,
       icc: n.Options[OPT_ICC] !== 'false', masquerade: n.Options[OPT_MASQ] !== 'false',
     }));
-    await restore(rules(nets, [...this.ports.values()].flat(), this.names.suffix));
+    const text = rules(nets, [...this.ports.values()].flat(), this.names.suffix);
+    if (text === this.appliedRules) return; // most starts and stops change no rule
+    await restore(text);
+    this.appliedRules = text;
   }
 
   async shutdown(): Promise<void> {

@@ -47,16 +47,15 @@ export interface Attachment { hostIf: string; containerIf: string }
  */
 export async function attach(o: { pid: number; bridge: string; ifName: string; cidr: string; mac: string; mtu: number; gateway?: string }): Promise<Attachment> {
   const hostIf = `veth${randomBytes(3).toString('hex')}`;
-  const peer = `vtmp${randomBytes(3).toString('hex')}`;
+  // the peer is created inside the container's namespace: moving an interface there later
+  // costs a kernel synchronisation (~20 ms), creating it there does not
   await ipBatch([
-    `link add ${hostIf} mtu ${o.mtu} type veth peer name ${peer} mtu ${o.mtu}`,
+    `link add ${hostIf} mtu ${o.mtu} type veth peer name ${o.ifName} mtu ${o.mtu} netns ${o.pid}`,
     `link set ${hostIf} master ${o.bridge}`,
     `link set ${hostIf} up`,
-    `link set ${peer} netns ${o.pid}`,
   ]);
   try {
     await ipBatch([
-      `link set ${peer} name ${o.ifName}`,
       `link set ${o.ifName} address ${o.mac}`,
       `addr add ${o.cidr} dev ${o.ifName}`,
       `link set lo up`,
