@@ -330,9 +330,16 @@ export class ImageService {
   /** For the registry client: an event about an image (pull, push). */
   publishEvent(action: string, id: string, name?: string): void { this.emit(action, id, name); }
 
+  /** Layers a pull or build has registered but no image references yet: garbage collection spares them. */
+  private readonly pinned = new Map<string, number>();
+  pin(chains: string[]): void { for (const c of chains) this.pinned.set(c, (this.pinned.get(c) ?? 0) + 1); }
+  unpin(chains: string[]): void {
+    for (const c of chains) { const n = (this.pinned.get(c) ?? 1) - 1; if (n <= 0) this.pinned.delete(c); else this.pinned.set(c, n); }
+  }
+
   private async gcLayers(): Promise<void> {
     const used = this.store.usedChains();
-    for (const l of this.layers.all()) if (!used.has(l.chainId)) {
+    for (const l of this.layers.all()) if (!used.has(l.chainId) && !this.pinned.has(l.chainId)) {
       await this.layers.remove(l.chainId);
       await this.content.delete(l.diffId).catch(() => {});
     }

@@ -305,7 +305,10 @@ export class Builder {
           throw err;
         }
         const layer = await this.images.addLayer(this.fs.layerTar(this.containers.get(Id)), s.chain);
-        const next = await this.commitConfig(s, ins.json ? JSON.stringify(cmd) : cmd.join(' '), false, layer.diffId);
+        // the new layer is referenced once its image exists: until then garbage collection spares it
+        this.images.pin([layer.chainId]);
+        let next: State;
+        try { next = await this.commitConfig(s, ins.json ? JSON.stringify(cmd) : cmd.join(' '), false, layer.diffId); } finally { this.images.unpin([layer.chainId]); }
         if (c.o.rm) {
           await this.containers.remove(Id, { force: true });
           removed = true;
@@ -381,7 +384,10 @@ export class Builder {
       const digest = await treeDigest(stage);
       return await cached(`${ins.cmd} ${JSON.stringify(ins.flags)} ${JSON.stringify(sources)} ${dest} ${digest}`, async () => {
         const layer = await this.images.addLayer(tarTree(stage, '.'), s.chain);
-        return this.commitConfig(s, `/bin/sh -c #(nop) ${ins.cmd} ${sources.length ? `dir:${digest.slice(0, 12)}` : 'heredoc'} in ${dest} `, false, layer.diffId);
+        this.images.pin([layer.chainId]);
+        try {
+          return await this.commitConfig(s, `/bin/sh -c #(nop) ${ins.cmd} ${sources.length ? `dir:${digest.slice(0, 12)}` : 'heredoc'} in ${dest} `, false, layer.diffId);
+        } finally { this.images.unpin([layer.chainId]); }
       });
     } finally {
       await fsp.rm(stage, { recursive: true, force: true }).catch(() => {});

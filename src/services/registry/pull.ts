@@ -111,6 +111,7 @@ export async function pullRest(o: {
 
   const work = join(o.tmpDir, `pull-${randomBytes(6).toString('hex')}`);
   await fsp.mkdir(work, { recursive: true, mode: 0o700 });
+  images.pin(chains); // a concurrent rmi must not collect the layers before the image exists
   try {
     const files: string[] = [];
     const downloaded: Array<Promise<void>> = [];
@@ -154,6 +155,7 @@ export async function pullRest(o: {
     await images.dropLayersIfUnused(chains.filter((_c, i) => !present[i])).catch(() => {});
     throw err;
   } finally {
+    images.unpin(chains);
     await fsp.rm(work, { recursive: true, force: true }).catch(() => {});
   }
 }
