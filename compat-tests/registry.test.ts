@@ -77,6 +77,12 @@ test.serial('unknown tags and missing credentials give the Engine errors', async
   }
 });
 
+test.serial('search against a registry without a search endpoint is a clear error', async (t) => {
+  const r = await d.docker(['search', `${reg.host}/app`]);
+  t.not(r.code, 0);
+  t.regex(r.stderr, /does not offer search/);
+});
+
 test.serial('a corrupted blob in the registry fails the pull cleanly, leaving nothing behind', async (t) => {
   const name = `${reg.host}/corrupt`;
   await d.docker(['tag', 'busybox', `${name}:1`]);

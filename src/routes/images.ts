@@ -101,5 +101,7 @@ export const imageHandlers: HandlerTable = {
 
   SystemAuth: async (req) => json(await req.services.registry.login((req.body ?? {}) as Record<string, string>)),
 
+  ImageSearch: async (req) => json(await req.services.registry.search(String(req.query.term ?? ''), Number(req.query.limit) || 25, req.headers['x-registry-auth'])),
+
   DistributionInspect: async (req) => json(await req.services.registry.inspect(req.params.name, req.headers['x-registry-auth'])),
 };

@@ -86,6 +86,27 @@ export class RegistryService {
     return { Status: 'Login Succeeded', IdentityToken: '' };
   }
 
+  /** GET /images/search: the registry's v1 search endpoint (docker.io when the term names no registry). */
+  async search(term: string, limit: number, authHeader: string | undefined): Promise<Array<Record<string, unknown>>> {
+    if (!term) throw new InvalidParameterError('search term is required');
+    const first = term.split('/')[0]!;
+    const hasDomain = term.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+    const domain = hasDomain ? first : 'docker.io';
+    const q = hasDomain ? term.slice(first.length + 1) : term;
+    const client = this.client(domain === 'docker.io' ? 'index.docker.io' : domain, parseRegistryAuth(authHeader));
+    try {
+      const res = await client.fetch(`/v1/search?q=${encodeURIComponent(q)}&n=${limit || 25}`, { scope: '' });
+      const text = await res.body.text();
+      if (res.status === 404) throw new NotFoundError(`registry ${domain} does not offer search (GET /v1/search answered 404)`);
+      if (res.status >= 300) throw new InvalidParameterError(`search on ${domain} failed with status ${res.status}`);
+      const body = JSON.parse(text) as { results?: Array<Record<string, any>> };
+      return (body.results ?? []).slice(0, limit || 25).map((r) => ({
+        name: hasDomain ? `${domain}/${r.name}` : r.name, description: r.description ?? '', star_count: r.star_count ?? 0,
+        is_official: !!r.is_official, is_automated: !!r.is_automated,
+      }));
+    } finally { await client.close(); }
+  }
+
   /** GET /distribution/{name}/json. */
   async inspect(name: string, authHeader: string | undefined): Promise<Record<string, unknown>> {
     const ref = RegistryService.parse(name);
