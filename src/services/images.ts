@@ -355,6 +355,13 @@ export class ImageService {
     return { chainId: meta.chainId, diffId: digest, size: meta.size };
   }
 
+  /** Unpacks a layer whose uncompressed blob is already in the content store (a pull stores it first). */
+  async registerStoredLayer(diffId: string, parent: string | null): Promise<{ chainId: string; diffId: string; size: number }> {
+    const chain = parent ? sha256(`${parent} ${diffId}`) : diffId;
+    const meta = this.layers.get(chain) ?? (await this.layers.register(this.content.read(diffId), parent, diffId));
+    return { chainId: meta.chainId, diffId, size: meta.size };
+  }
+
   /** Registers an image from its config blob bytes whose layers are already present. */
   async addImage(configBytes: Buffer, tags: string[] = [], parent = ''): Promise<StoredImage> {
     let cfg: ImageConfigBlob;

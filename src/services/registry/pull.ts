@@ -3,13 +3,14 @@
 // extracted in order, with the Engine's progress messages. A blob that does not match its
 // digest fails the pull and nothing of it is kept.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { InvalidParameterError, NotFoundError, SystemError } from '../../errors.js';
 import { chainIds, familiarString, refKey, splitDomain, type ImageRef } from '../../oci/image.js';
 import type { ImageService } from '../images.js';
+import { maybeDecompress } from '../../oci/tar-extract.js';
+import { DigestMismatchError } from '../../store/content.js';
 import type { RegistryClient } from './client.js';
 
 export const MEDIA = {
@@ -57,15 +58,33 @@ export async function platformManifest(client: RegistryClient, ref: ImageRef, to
   return fetchManifest(client, { repo: ref.repo, digest: pick.digest }, scope);
 }
 
-async function fetchBlobToFile(client: RegistryClient, path: string, desc: { digest: string; size?: number }, file: string, scope: string, onBytes: (n: number) => void): Promise<void> {
+/**
+ * Streams a layer blob into the content store as it downloads: the compressed bytes are hashed
+ * against the manifest's digest, the uncompressed ones stored under (and checked against) the
+ * config's diff ID. A mismatch keeps nothing.
+ */
+async function fetchLayerToContent(client: RegistryClient, images: ImageService, path: string, desc: { digest: string; size?: number }, diffId: string, scope: string, onBytes: (n: number) => void): Promise<void> {
   const res = await client.fetch(`/v2/${path}/blobs/${desc.digest}`, { scope });
   if (res.status >= 300) { await res.body.dump(); throw new SystemError(`error pulling blob ${desc.digest}: registry answered ${res.status}`); }
   const hash = createHash('sha256');
   let n = 0;
   const meter = new Transform({ transform(chunk, _e, cb) { hash.update(chunk); n += chunk.length; onBytes(n); cb(null, chunk); } });
-  await pipeline(res.body, meter, createWriteStream(file, { mode: 0o600 }));
+  res.body.on('error', (e) => meter.destroy(e));
+  res.body.pipe(meter);
+  const existed = await images.content.has(diffId);
+  try {
+    await images.content.put(maybeDecompress(meter), diffId);
+  } catch (err) {
+    if (err instanceof DigestMismatchError || /incorrect header|incorrect data check|invalid|unexpected end|data error/i.test(String((err as Error).message))) {
+      throw new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`);
+    }
+    throw err;
+  }
   const got = `sha256:${hash.digest('hex')}`;
-  if (got !== desc.digest) throw new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`);
+  if (got !== desc.digest) {
+    if (!existed && !images.layers.all().some((l) => l.diffId === diffId)) await images.content.delete(diffId);
+    throw new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`);
+  }
 }
 
 /** Runs at most `limit` of the tasks at a time. */
@@ -113,17 +132,14 @@ export async function pullRest(o: {
   await fsp.mkdir(work, { recursive: true, mode: 0o700 });
   images.pin(chains); // a concurrent rmi must not collect the layers before the image exists
   try {
-    const files: string[] = [];
     const downloaded: Array<Promise<void>> = [];
     const done: Array<() => void> = [];
     for (let i = 0; i < layersDesc.length; i++) downloaded.push(new Promise<void>((r) => { done[i] = r; }));
     const todo = layersDesc.map((d, i) => ({ d, i })).filter((x) => !present[x.i]);
     for (const { d } of todo.slice(o.concurrency)) progress({ status: 'Waiting', progressDetail: {}, id: short(d.digest) });
     const downloads = limited(todo, o.concurrency, async ({ d, i }) => {
-      const file = join(work, `layer-${i}`);
-      files[i] = file;
       let last = 0;
-      await fetchBlobToFile(client, path, d, file, o.scope, (n) => {
+      await fetchLayerToContent(client, images, path, d, diffIds[i]!, o.scope, (n) => {
         if (n - last < 256 * 1024 && n !== d.size) return;
         last = n;
         progress({ status: 'Downloading', progressDetail: { current: n, total: d.size ?? 0 }, id: short(d.digest) });
@@ -132,7 +148,7 @@ export async function pullRest(o: {
       progress({ status: 'Download complete', progressDetail: {}, id: short(d.digest) });
       done[i]!();
     });
-    // extraction in layer order, each as soon as its download is complete
+    // extraction in layer order, each as soon as its download is complete, while later ones download
     let failure: unknown;
     downloads.catch((e) => { failure = e; for (const d of done) d?.(); });
     for (let i = 0; i < layersDesc.length; i++) {
@@ -141,8 +157,7 @@ export async function pullRest(o: {
       if (failure) break;
       const id = short(layersDesc[i]!.digest);
       progress({ status: 'Extracting', progressDetail: { current: 0, total: layersDesc[i]!.size ?? 0 }, id });
-      await images.addLayer(createReadStream(files[i]!), i > 0 ? chains[i - 1]! : null, diffIds[i]);
-      await fsp.rm(files[i]!, { force: true });
+      await images.registerStoredLayer(diffIds[i]!, i > 0 ? chains[i - 1]! : null);
       progress({ status: 'Pull complete', progressDetail: {}, id });
     }
     await downloads;
@@ -153,6 +168,10 @@ export async function pullRest(o: {
     return img.Id;
   } catch (err) {
     await images.dropLayersIfUnused(chains.filter((_c, i) => !present[i])).catch(() => {});
+    // blobs stored for layers that never got unpacked go too
+    for (let i = 0; i < diffIds.length; i++) {
+      if (!present[i] && !images.layers.all().some((l) => l.diffId === diffIds[i])) await images.content.delete(diffIds[i]!).catch(() => {});
+    }
     throw err;
   } finally {
     images.unpin(chains);
