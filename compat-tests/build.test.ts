@@ -123,6 +123,10 @@ test('cache: an unchanged rebuild uses it for every step; editing one file inval
   t.is(await runOut('cache:2', 'cat', '/copy'), 'v2\n');
   const nocache = await build(['--no-cache', '-t', 'cache:3', dir]);
   t.notRegex(nocache.stdout, /Using cache/);
+  const df = await d.docker(['system', 'df', '-v', '--format', '{{json .BuildCache}}']);
+  t.regex(df.stdout, /COPY f\.txt \/f\.txt/);
+  const prune = await d.docker(['builder', 'prune', '-f']);
+  t.is(prune.code, 0, prune.stderr);
 });
 
 test('.dockerignore with exceptions; -q, --iidfile, a Dockerfile from stdin', async (t) => {

@@ -78,6 +78,8 @@ test('diff, commit (changes, author) and export', async (t) => {
   t.is(img.Comment, 'snapshot');
   t.is(img.RootFS.Layers.length, 2);
   t.regex((await d.docker(['history', 'committed:1'])).stdout, /snapshot/);
+  const ev = await d.docker(['events', '--since', '2m', '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'container=changer', '--filter', 'event=commit', '--format', '{{.Action}} {{.Actor.Attributes.comment}}']);
+  t.is(ev.stdout.trim(), 'commit snapshot');
   const exp = await new Promise<string>((resolve) => {
     const p = spawn('sh', ['-c', 'docker export changer | tar -t'], { env: { ...process.env, DOCKER_HOST: d.host } });
     let out = ''; p.stdout.on('data', (b) => { out += b; }); p.on('close', () => resolve(out));
@@ -108,6 +110,9 @@ test('top, stats, pause/unpause, update', async (t) => {
   t.is((await d.docker(['exec', 'busy', 'cat', '/sys/fs/cgroup/memory/memory.limit_in_bytes'])).stdout.trim(), String(96 * 1024 * 1024));
   t.is((await d.docker(['exec', 'busy', 'cat', '/sys/fs/cgroup/pids/pids.max'])).stdout.trim(), '50');
   t.is((await d.docker(['inspect', '-f', '{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}} {{.HostConfig.Memory}}', 'busy'])).stdout.trim(), `on-failure:3 ${96 * 1024 * 1024}`);
+  const ev = await d.docker(['events', '--since', '2m', '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'container=busy',
+    '--filter', 'event=pause', '--filter', 'event=unpause', '--filter', 'event=update', '--format', '{{.Action}}']);
+  t.deepEqual(ev.stdout.trim().split('\n'), ['pause', 'unpause', 'update']);
   // a paused container still stops
   await d.docker(['pause', 'busy']);
   t.is((await d.docker(['stop', '-t', '1', 'busy'])).code, 0);

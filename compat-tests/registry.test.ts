@@ -62,6 +62,18 @@ test.serial('push, rmi, pull by tag and by digest round-trip the image', async (
   }
 });
 
+test.serial('docker build --pull fetches a base image named with a registry', async (t) => {
+  const { mkdtemp, writeFile: wf, rm: rmd } = await import('node:fs/promises');
+  const ctx = await mkdtemp('/tmp/bpullbuild-');
+  try {
+    await d.docker(['rmi', '-f', `${reg.host}/app:1`]);
+    await wf(join(ctx, 'Dockerfile'), `FROM ${reg.host}/app:1\nCMD ["echo", "built on pulled"]\n`);
+    const b = await d.docker(['build', '--pull', '-t', 'onpulled:1', ctx], { env: { DOCKER_BUILDKIT: '0' } });
+    t.is(b.code, 0, b.stderr + b.stdout);
+    t.is((await d.docker(['run', '--rm', 'onpulled:1'])).stdout, 'built on pulled\n');
+  } finally { await rmd(ctx, { recursive: true, force: true }); }
+});
+
 test.serial('unknown tags and missing credentials give the Engine errors', async (t) => {
   const missing = await d.docker(['pull', `${reg.host}/app:nope`]);
   t.not(missing.code, 0);

@@ -29,6 +29,19 @@ export const buildHandlers: HandlerTable = {
       extraHosts: (q.get('extrahosts') || '').split(',').filter(Boolean),
       shmSize: Number(q.get('shmsize')) || undefined, memory: Number(q.get('memory')) || undefined, cpuShares: Number(q.get('cpushares')) || undefined,
     };
+    if (bool(q.get('pull') ?? undefined)) {
+      // X-Registry-Config: {"<registry>": {username, password, ...}} in base64 (either alphabet)
+      let configs: Record<string, Record<string, string>> = {};
+      const header = req.headers['x-registry-config'];
+      if (header) { try { configs = JSON.parse(Buffer.from(header.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8')); } catch { configs = {}; } }
+      (opts as any).pull = async (ref: string) => {
+        const domain = ref.split('/')[0]!;
+        const auth = configs[domain] ?? configs[`https://${domain}`];
+        const authHeader = auth ? Buffer.from(JSON.stringify(auth)).toString('base64') : undefined;
+        const run = await req.services.registry.startPull(ref, undefined, authHeader, opts.platform ?? '');
+        await run(() => {});
+      };
+    }
     for (const t of opts.tags) if (!/^[a-z0-9][a-z0-9._\/:-]*$/.test(t) || t.length > 255) throw new InvalidParameterError(`invalid reference format: ${t}`);
     const out = new PassThrough();
     const emit = (m: Record<string, unknown>) => { if (!out.destroyed) out.write(JSON.stringify(m) + '\n'); };

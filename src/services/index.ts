@@ -103,8 +103,10 @@ export async function createServices(config: DaemonConfig): Promise<Services> {
   });
   const containerOps = new ContainerOps(containers, images, containerFs);
 
-  return { config, events, system, images, volumes, networks, containers, attach, exec, containerFs, containerOps, registry: new RegistryService(config, images),
-    builder: new Builder(images, containers, containerFs, config.dataRoot) };
+  const builder = new Builder(images, containers, containerFs, config.dataRoot);
+  system.provide({ diskUsage: { buildCache: () => builder.usage() } });
+
+  return { config, events, system, images, volumes, networks, containers, attach, exec, containerFs, containerOps, registry: new RegistryService(config, images), builder };
 }
 
 /** Calls every service's shutdown hook, last constructed first; errors are reported, not thrown. */

@@ -30,6 +30,8 @@ export interface BuildOptions {
   dockerfile: string; tags: string[]; buildArgs: Record<string, string>; labels: Record<string, string>;
   target?: string; noCache: boolean; rm: boolean; forceRm: boolean; quiet: boolean; networkMode: string;
   platform?: string; extraHosts: string[]; shmSize?: number; memory?: number; cpuShares?: number;
+  /** pull=1: fetch the base images again from their registry first. */
+  pull?: (ref: string) => Promise<void>;
 }
 
 export type Emit = (m: Record<string, unknown>) => void;
@@ -124,7 +126,10 @@ export class Builder {
         const prev = stages.slice(0, si).findIndex((s) => s.name === baseRef.toLowerCase());
         if (prev >= 0) state = clone(results[prev]!);
         else if (baseRef === 'scratch') state = { imageId: '', config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] }, diffIds: [], history: [], chain: null, arch: 'amd64', os: 'linux', args: {} };
-        else state = this.fromImage(baseRef);
+        else {
+          if (c_pull(o) && /^[^/]+[.:][^/]*\//.test(baseRef)) await o.pull!(baseRef); // images named with a registry
+          state = this.fromImage(baseRef);
+        }
         state.args = {};
         state.name = stage.name;
         out(` ---> ${state.imageId ? short(state.imageId) : 'scratch'}\n`);
@@ -179,13 +184,33 @@ export class Builder {
   }
 
   private async cacheGet(key: string): Promise<string | null> {
-    const id = (await fsp.readFile(join(this.cacheDir, key), 'utf8').catch(() => '')).trim();
+    const raw = (await fsp.readFile(join(this.cacheDir, key), 'utf8').catch(() => '')).trim();
+    let id = raw;
+    try { id = JSON.parse(raw).id; } catch { /* an older plain entry */ }
     if (!id) return null;
     try { return this.images.find(id).Id; } catch { return null; }
   }
 
-  private async cachePut(key: string, id: string): Promise<void> {
-    await fsp.writeFile(join(this.cacheDir, key), id);
+  private async cachePut(key: string, id: string, description = ''): Promise<void> {
+    await fsp.writeFile(join(this.cacheDir, key), JSON.stringify({ id, description, created: new Date().toISOString() }));
+  }
+
+  /** /system/df's BuildCache: one record per cached step, sized by the layer it added. */
+  async usage(): Promise<Array<Record<string, unknown>>> {
+    const out: Array<Record<string, unknown>> = [];
+    for (const key of await fsp.readdir(this.cacheDir).catch(() => [] as string[])) {
+      let e: { id: string; description?: string; created?: string };
+      try { e = JSON.parse(await fsp.readFile(join(this.cacheDir, key), 'utf8')); } catch { continue; }
+      let img;
+      try { img = this.images.find(e.id); } catch { continue; }
+      const parent = img.Parent ? (() => { try { return this.images.find(img.Parent); } catch { return undefined; } })() : undefined;
+      out.push({
+        ID: key.slice(0, 25), Parents: parent ? [parent.Id] : null, Type: 'regular', Description: e.description ?? '',
+        InUse: false, Shared: false, Size: Math.max(0, img.Size - (parent?.Size ?? 0)), CreatedAt: e.created ?? img.Created,
+        LastUsedAt: e.created ?? img.Created, UsageCount: 1,
+      });
+    }
+    return out;
   }
 
   private stateOf(id: string, prev: State): State {
@@ -218,7 +243,7 @@ export class Builder {
         if (hit) { c.out(' ---> Using cache\n'); return { ...this.stateOf(hit, s), args: s.args, name: s.name }; }
       }
       const next = await make();
-      await this.cachePut(k, next.imageId);
+      await this.cachePut(k, next.imageId, ins.original);
       return { ...next, args: s.args, name: s.name };
     };
     const meta = (mutate: (cfg: Record<string, any>) => void, text: string) => cached(cmdKey, async () => {
@@ -432,6 +457,7 @@ interface StepContext {
   stages: Array<{ name?: string }>; metaArgs: Record<string, string>; used: Set<string>; created: string[]; dir: string; escape: string;
 }
 
+const c_pull = (o: BuildOptions): boolean => typeof o.pull === 'function';
 const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
 const clone = (s: State): State => structuredClone(s);
 const shellOf = (cfg: Record<string, any>): string[] => (Array.isArray(cfg.Shell) && cfg.Shell.length ? cfg.Shell : DEFAULT_SHELL);
