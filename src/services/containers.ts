@@ -324,6 +324,9 @@ export class ContainerService {
       if (!other.State.Running) throw new ConflictError(`cannot join network namespace of a non running container: ${other.Id}`);
       netnsPath = `/proc/${other.State.Pid}/ns/net`;
       files = { hostsPath: other.HostsPath, resolvConfPath: other.ResolvConfPath, hostnamePath: other.HostnamePath };
+      // as the Engine: a container in another's network namespace takes its host name too
+      c.Hostname = other.Config.Hostname;
+      c.Domainname = other.Config.Domainname;
     } else {
       this.deps.networks.allocateAddresses(rec);
       const net = this.deps.networks.etcInfo(rec);
