@@ -41,6 +41,7 @@ test('every instruction, with args, heredocs, chown/chmod, wildcards and ADD of 
       'RUN <<EOF',
       'echo "$GREETING" > /app/greeting',
       'id -u >> /app/greeting',
+      'echo "proxy:$no_proxy" >> /app/greeting',
       'EOF',
       'COPY <<EOF /app/inline.conf',
       'inline=yes',
@@ -58,12 +59,12 @@ test('every instruction, with args, heredocs, chown/chmod, wildcards and ADD of 
     'a.txt': 'A\n', 'b.txt': 'B\n', 'sub/inner.txt': 'inner\n',
   });
   await run('tar', ['-C', dir, '-cf', join(dir, 'files.tar'), 'sub']);
-  const r = await build(['--build-arg', 'WHO=berth', '-t', 'all:1', dir]);
+  const r = await build(['--build-arg', 'WHO=berth', '--build-arg', 'no_proxy=example.invalid', '-t', 'all:1', dir]);
   t.is(r.code, 0, r.stderr + r.stdout);
   t.regex(r.stdout, /Step 1\/\d+ : ARG BASE=busybox/);
   t.regex(r.stdout, /Successfully tagged all:1/);
   const out = await runOut('all:1');
-  t.regex(out, /^hello berth\n0\ninline=yes\n/);
+  t.regex(out, /^hello berth\n0\nproxy:example\.invalid\ninline=yes\n/);
   t.regex(out, /a\.txt\nb\.txt\ncopied\ngreeting\ninline\.conf/);
   t.regex(out, /\/app\/copied:\ninner\.txt/);
   t.regex(out, /\/unpacked:\nsub/);

@@ -130,7 +130,8 @@ export class Builder {
           if (c_pull(o) && /^[^/]+[.:][^/]*\//.test(baseRef)) await o.pull!(baseRef); // images named with a registry
           state = this.fromImage(baseRef);
         }
-        state.args = {};
+        // the predefined proxy ARGs reach RUN without an ARG line, as on the Engine
+        state.args = Object.fromEntries(PROXY_ARGS.filter((k) => o.buildArgs[k] !== undefined).map((k) => [k, o.buildArgs[k]!]));
         state.name = stage.name;
         out(` ---> ${state.imageId ? short(state.imageId) : 'scratch'}\n`);
         // ONBUILD triggers of the base image run first
