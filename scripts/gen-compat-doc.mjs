@@ -44,6 +44,23 @@ out += `Known differences: containers run with the runc OCI runtime until berth-
 out += `the embedded DNS answers on each user network's gateway address instead of 127.0.0.11; `;
 out += `published ports on 127.0.0.1 go through a userland proxy inside berthd (down while berthd is down). `;
 out += `Compose v2 (from Debian trixie) builds with DOCKER_BUILDKIT=0.\n`;
+// what the last `npm test` run (dist/last-test-run.tap) actually exercised, per test file
+try {
+  const tap = readFileSync(join(root, 'dist', 'last-test-run.tap'), 'utf8');
+  const perFile = new Map();
+  for (const line of tap.split('\n')) {
+    const m = /^(not ok|ok) \d+ - (.+?) › (.+?) › /.exec(line);
+    if (!m) continue;
+    const key = `${m[2]}/${m[3]}`;
+    const e = perFile.get(key) ?? { ok: 0, fail: 0 };
+    if (m[1] === 'ok') e.ok++; else e.fail++;
+    perFile.set(key, e);
+  }
+  if (perFile.size) {
+    out += `\n## Last test run\n\nFrom dist/last-test-run.tap (written by \`npm test\`): tests passed / failed per file.\n\n| file | passed | failed |\n| --- | --- | --- |\n`;
+    for (const [k, e] of [...perFile].sort()) out += `| ${k} | ${e.ok} | ${e.fail} |\n`;
+  }
+} catch { out += `\n(No dist/last-test-run.tap: run \`npm test\` first to include the test results.)\n`; }
 for (const [tag, rows] of byTag) {
   out += `\n## ${tag}\n\n| route | operation | status |\n| --- | --- | --- |\n${rows.join('\n')}\n`;
 }

@@ -15,6 +15,7 @@ for (const line of lines) {
 }
 // ava exits non-zero for uncaught errors and timeouts that may not appear as a "not ok" line.
 if (Number(avaStatus) !== 0 && failed === 0) failed = 1;
-const skippedNote = skipped ? `, ${skipped} skipped` : '';
-console.log(`${passed} passed, ${failed} failed${skippedNote}`);
+// the last line must be exactly "N passed, N failed": skips and todos are reported before it
+if (skipped || todo) console.log(`(${skipped} skipped, ${todo} todo: see the TAP output above for why)`);
+console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed > 0 ? 1 : 0);
