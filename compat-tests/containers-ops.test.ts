@@ -12,17 +12,6 @@ let tmp: string;
 test.before(async () => { d = await startDaemonWithBusybox(); tmp = await mkdtemp('/tmp/bops-'); });
 test.after.always(async () => { await removeAllAndStop(d); await rm(tmp, { recursive: true, force: true }); });
 
-function dockerIn(args: string[], input: Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn('docker', args, { env: { ...process.env, DOCKER_HOST: d.host } });
-    let stdout = '', stderr = '';
-    p.stdout.on('data', (b) => { stdout += b; });
-    p.stderr.on('data', (b) => { stderr += b; });
-    p.stdin.on('error', () => {});
-    p.stdin.end(input);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 test('docker cp both ways, on running and stopped containers, through symlinks inside the container', async (t) => {
   await d.docker(['run', '-d', '--name', 'cpme', 'busybox', 'sh', '-c', 'mkdir -p /data/sub && echo inside > /data/sub/f && ln -s /data /link && exec sleep 600']);
@@ -49,7 +38,7 @@ test('docker cp refuses or contains hostile archives and paths', async (t) => {
     await d.docker(['run', '-d', '--name', 'victim', 'busybox', 'sh', '-c', `ln -s ${outside} /escape && exec sleep 600`]);
     await new Promise((r) => setTimeout(r, 300));
     for (const c of await hostileTars(outside)) {
-      const r = await dockerIn(['cp', '-', 'victim:/tmp'], c.tar);
+      const r = await d.docker(['cp', '-', 'victim:/tmp'], { input: c.tar });
       t.deepEqual(await readdir(outside), [], `${c.name}: ${r.stderr}`);
     }
     // a symlink in the container pointing at a host path resolves inside the container

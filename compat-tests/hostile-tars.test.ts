@@ -1,7 +1,6 @@
 // The hostile tar table against layer extraction, docker load and docker import: nothing is
 // written outside, and each archive is refused with a clear message or contained.
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { lstat, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -20,17 +19,6 @@ test.after.always(async () => {
   await rm(outside, { recursive: true, force: true });
 });
 
-function dockerWithInput(args: string[], input: Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn('docker', args, { env: { ...process.env, DOCKER_HOST: d.host } });
-    let stdout = '', stderr = '';
-    p.stdout.on('data', (b) => { stdout += b; });
-    p.stderr.on('data', (b) => { stderr += b; });
-    p.stdin.on('error', () => {});
-    p.stdin.end(input);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 test.serial('layer extraction contains or refuses every hostile tar', async (t) => {
   for (const c of await hostileTars(outside)) {
@@ -54,15 +42,15 @@ test.serial('docker import and docker load contain or refuse every hostile tar',
   let i = 0;
   for (const c of await hostileTars(outside)) {
     i++;
-    const imp = await dockerWithInput(['import', '-', `hostile-import:${i}`], c.tar);
+    const imp = await d.docker(['import', '-', `hostile-import:${i}`], { input: c.tar });
     if (imp.code !== 0) t.regex(imp.stderr, /(Error response from daemon|error importing tar): .+/, `${c.name}: ${imp.stderr}`);
     t.deepEqual(await readdir(outside), [], `import: ${c.name}`);
-    const load = await dockerWithInput(['load'], await asImageArchive(c.tar, `hostile-load:${i}`));
+    const load = await d.docker(['load'], { input: await asImageArchive(c.tar, `hostile-load:${i}`) });
     if (load.code !== 0) t.regex(load.stderr, /\S/, `${c.name}: ${load.stderr}`);
     t.deepEqual(await readdir(outside), [], `load: ${c.name}`);
   }
   for (const c of await hostileArchives(outside)) {
-    const load = await dockerWithInput(['load'], c.tar);
+    const load = await d.docker(['load'], { input: c.tar });
     t.not(load.code, 0, c.name);
     t.deepEqual(await readdir(outside), [], `load: ${c.name}`);
   }
