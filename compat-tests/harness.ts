@@ -2,7 +2,7 @@
 // under /tmp, and drives it with the stock docker CLI or raw HTTP over the socket (undici).
 //   const d = await startDaemon(); await d.docker(['version']); await d.stop();
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, readdir, rm, writeFile, mkdir, symlink } from 'node:fs/promises';
 import { removeHostNetworkObjects } from '../src/services/networks.js';
 import { homedir } from 'node:os';
 import { openSync, closeSync, existsSync } from 'node:fs';
@@ -65,6 +65,17 @@ function waitExit(child: ChildProcess, ms: number): Promise<number | null> {
     const t = setTimeout(() => { child.kill('SIGKILL'); }, ms);
     child.once('exit', (code) => { clearTimeout(t); resolve(code); });
   });
+}
+
+/**
+ * Appends the operations this daemon answered successfully to dist/ops-seen.log, so that
+ * docs/compatibility.md can say which operations the test run exercised.
+ */
+async function recordOperations(logFile: string): Promise<void> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  const ops = new Set<string>();
+  for (const m of text.matchAll(/msg="request" .*?op="([A-Za-z]+)" status=(\d+)/g)) if (Number(m[2]) < 400) ops.add(m[1]!);
+  if (ops.size) await appendFile(join(REPO_ROOT, 'dist', 'ops-seen.log'), [...ops].join('\n') + '\n').catch(() => {});
 }
 
 /** The daemon's bridges and firewall chains: a test daemon's are removed with it. */
@@ -172,6 +183,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
       }
       if (!keep) {
         await agent.close().catch(() => {});
+        await recordOperations(logFile);
         await removeNetworkLeftovers(dataRoot);
         await unmountBelow(dir);
         await rm(dir, { recursive: true, force: true }).catch(() => {});

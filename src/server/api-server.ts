@@ -107,8 +107,9 @@ export class ApiServer {
     const { log } = this.o;
     const started = Date.now();
     let status = 0;
+    const meta = { op: '' };
     try {
-      const reply = await this.route(req, sink, body, wantsUpgrade, ac.signal);
+      const reply = await this.route(req, sink, body, wantsUpgrade, ac.signal, meta);
       status = reply.kind === 'hijacked' ? 101 : reply.status ?? 200;
       writeReply(sink, reply);
     } catch (err) {
@@ -117,11 +118,11 @@ export class ApiServer {
       if (sink.started) sink.abort();
       else writeError(sink, status, (err as Error)?.message ?? String(err));
     } finally {
-      log.debug('request', { method: req.method, url: req.url, status, ms: Date.now() - started });
+      log.debug('request', { method: req.method, url: req.url, op: meta.op, status, ms: Date.now() - started });
     }
   }
 
-  private async route(req: IncomingMessage, sink: Sink, body: BodySource, wantsUpgrade: boolean, signal: AbortSignal): Promise<ApiReply> {
+  private async route(req: IncomingMessage, sink: Sink, body: BodySource, wantsUpgrade: boolean, signal: AbortSignal, meta: { op: string }): Promise<ApiReply> {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const rawPath = q < 0 ? url : url.slice(0, q);
@@ -132,6 +133,7 @@ export class ApiServer {
     if (m.kind === 'not-found') throw new PageNotFound();
     if (m.kind === 'method-not-allowed') throw new MethodNotAllowed();
     const op = m.op;
+    meta.op = op.operationId;
     const handler = this.o.handlers[op.operationId];
     if (!handler) throw new NotImplementedYet(op.operationId);
     const params: Record<string, string> = {};
