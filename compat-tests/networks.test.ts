@@ -133,3 +133,12 @@ test('network ls filters, prune, and errors as the Engine gives them', async (t)
   const prune = await d.docker(['network', 'prune', '-f', '--filter', 'label=keep=no']);
   t.regex(prune.stdout, /prunable/);
 });
+
+test('legacy --link on the default bridge puts the linked container in /etc/hosts', async (t) => {
+  await httpd('linked', [], 'via-link');
+  const r = await sh(['--link', 'linked:db'], 'grep -c "db linked" /etc/hosts; wget -qO- http://db/');
+  t.is(r.stdout, '1\nvia-link\n', r.stderr);
+  const missing = await d.docker(['run', '--rm', '--link', 'nosuch:x', 'busybox', 'true']);
+  t.not(missing.code, 0);
+  await d.docker(['rm', '-f', 'linked']);
+});

@@ -333,7 +333,7 @@ export class ContainerService {
       files = await writeEtcFiles(dir, {
         hostname: c.Hostname || hostname(), domainname: c.Domainname,
         extraHosts: h.ExtraHosts, dns: h.Dns, dnsSearch: h.DnsSearch, dnsOptions: h.DnsOptions,
-        ip: net.ip, dnsServer: net.dnsServer, hostGateway: net.gatewayForHost,
+        ip: net.ip, dnsServer: net.dnsServer, hostGateway: net.gatewayForHost, links: this.linkHosts(rec),
       });
     }
     const user = await resolveUser(rootfs, c.User, h.GroupAdd);
@@ -483,6 +483,26 @@ export class ContainerService {
     rec.State.Restarting = false;
     rec.State.Status = 'exited';
     return true;
+  }
+
+  /**
+   * Legacy --link name:alias: the linked container's address on a network both are on, under
+   * the alias, its name and short ID (/etc/hosts only; the legacy environment variables are not set).
+   */
+  private linkHosts(rec: ContainerRecord): Array<{ ip: string; names: string[] }> {
+    const out: Array<{ ip: string; names: string[] }> = [];
+    for (const link of (rec.HostConfig.Links ?? []) as string[]) {
+      const [target, alias] = link.split(':');
+      let other: ContainerRecord;
+      try { other = this.get(target!.replace(/^\//, '')); } catch { throw new InvalidParameterError(`could not get container for ${target}`); }
+      if (!other.State.Running) throw new InvalidParameterError(`Cannot link to a non running container: ${other.Name} AS ${rec.Name}${alias ? `/${alias.split('/').pop()}` : ''}`);
+      const mine = Object.keys(rec.NetworkSettings?.Networks ?? {});
+      const ep = mine.map((n) => other.NetworkSettings?.Networks?.[n]).find((e) => e?.IPAddress);
+      if (!ep) continue;
+      const aliasName = alias ? alias.split('/').pop()! : '';
+      out.push({ ip: ep.IPAddress, names: [...new Set([aliasName, other.Name.slice(1), other.Id.slice(0, 12)].filter(Boolean))] });
+    }
+    return out;
   }
 
   /** A paused container gets no signals until thawed: stop, kill and rm resume it first. */

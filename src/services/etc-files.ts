@@ -39,6 +39,8 @@ export async function writeEtcFiles(containerDir: string, c: {
   dnsServer?: string;
   /** What `host-gateway` in ExtraHosts stands for (the default bridge's gateway). */
   hostGateway?: string;
+  /** Legacy --link entries: the linked container's address and the names it answers to. */
+  links?: Array<{ ip: string; names: string[] }>;
 }): Promise<EtcFiles> {
   const paths = etcFilePaths(containerDir);
   await writeFile(paths.hostnamePath, `${c.hostname}\n`);
@@ -56,6 +58,7 @@ export async function writeEtcFiles(containerDir: string, c: {
     const addr = e.slice(i + 1);
     hosts.push(`${addr === 'host-gateway' ? c.hostGateway ?? addr : addr}\t${e.slice(0, i)}`);
   }
+  for (const l of c.links ?? []) hosts.push(`${l.ip}\t${l.names.join(' ')}`);
   if (c.ip) hosts.push(`${c.ip}\t${c.domainname ? `${c.hostname}.${c.domainname} ` : ''}${c.hostname}`);
   await writeFile(paths.hostsPath, hosts.join('\n') + '\n');
   const host = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
