@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { EventEmitter } from 'node:events';
@@ -52,6 +53,7 @@ interface Live {
   started: EventEmitter;         // 'started' once the monitor is up, before the process runs
   exitWatch?: monitor.MonitorConnection;
   stopping?: boolean;            // docker stop in progress: suppresses restart policies later
+  lastMonitor?: number;          // monitor of the last run: it still runs the runtime's delete after the exit
   backoff: Backoff;              // restart policy delays
   restartTimer?: NodeJS.Timeout; // pending policy restart
 }
@@ -311,6 +313,10 @@ export class ContainerService {
   private async launch(rec: ContainerRecord): Promise<void> {
     const dir = this.containerDir(rec.Id);
     const stateDir = this.stateDir(rec.Id);
+    // the previous run's monitor deletes the runtime's container after reporting the exit:
+    // creating one with the same ID must wait for that
+    const previous = this.live.get(rec.Id)?.lastMonitor;
+    if (previous) for (let i = 0; i < 250 && isAlive(previous); i++) await sleep(10);
     await rm(stateDir, { recursive: true, force: true });
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     const rootfs = await mountRootfs(dir, this.deps.images.layerDirs(rec.Image));
@@ -411,6 +417,7 @@ export class ContainerService {
       Pid: 0, ExitCode: st.exitCode, OOMKilled: st.oomKilled, Error: error, FinishedAt: st.finishedAt || nowRfc3339Nano(),
     };
     const monitorPid = rec.MonitorPid;
+    if (monitorPid) this.liveOf(id).lastMonitor = monitorPid;
     delete rec.MonitorPid;
     await unmountRootfs(this.containerDir(id)).catch(() => {});
     await this.deps.volumes.release(id, rec.MountPoints ?? []).catch(() => {});
@@ -764,8 +771,13 @@ function runtimeDelete(runtimePath: string, root: string, id: string): Promise<v
   return new Promise((resolve) => execFile(runtimePath, ['--root', root, 'delete', '--force', id], { timeout: 10_000 }, () => resolve()));
 }
 
+/** The process exists and is not a zombie (a reparented monitor may wait to be reaped by init). */
 function isAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e: any) { return e.code === 'EPERM'; }
+  try { process.kill(pid, 0); } catch (e: any) { if (e.code !== 'EPERM') return false; }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
+  } catch { return false; }
 }
 
 function seccompOpt(opts: string[] | undefined): string | undefined {
