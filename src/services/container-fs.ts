@@ -11,7 +11,7 @@ import { InvalidParameterError, NotFoundError } from '../errors.js';
 import type { ContainerRecord } from '../store/containers.js';
 import { extractLayer, UnsafeArchiveError } from '../oci/tar-extract.js';
 import { goFileMode, tarTree } from '../oci/tar-create.js';
-import { isMounted, mountRootfs, rootfsPaths, unmountRootfs } from './rootfs.js';
+import { isMounted, mountRootfs, rootfsPaths, unmountRootfs, walkInRoot } from './rootfs.js';
 
 export interface PathStat { name: string; size: number; mode: number; mtime: string; linkTarget: string }
 
@@ -21,7 +21,6 @@ export interface FsDeps {
   isRunning(id: string): boolean;
 }
 
-const MAX_SYMLINKS = 40;
 
 /**
  * Mount points the runtime creates in the rw layer (the Engine keeps them in a separate init
@@ -66,34 +65,10 @@ export class ContainerFs {
    * Resolves a container path to [container path, host path], following symlinks inside the
    * container (the last component only when followLast). A missing component ends the walk.
    */
-  private async resolve(rec: ContainerRecord, root: string, path: string, followLast: boolean): Promise<{ cpath: string; host: string; missing: boolean }> {
-    const queue = path.split('/').filter(Boolean);
-    const cur: string[] = [];
-    let links = 0;
-    while (queue.length) {
-      const part = queue.shift()!;
-      if (part === '.') continue;
-      if (part === '..') { cur.pop(); continue; }
-      const cpath = '/' + [...cur, part].join('/');
-      const host = this.hostPath(rec, root, cpath);
-      const st = await fsp.lstat(host).catch(() => null);
-      if (!st) {
-        const rest = [part, ...queue].join('/');
-        const full = '/' + [...cur, rest].filter(Boolean).join('/');
-        return { cpath: full, host: this.hostPath(rec, root, full), missing: true };
-      }
-      if (st.isSymbolicLink() && (queue.length > 0 || followLast)) {
-        if (++links > MAX_SYMLINKS) throw new InvalidParameterError(`too many levels of symbolic links: ${path}`);
-        const target = await fsp.readlink(host);
-        if (target.startsWith('/')) cur.length = 0;
-        queue.unshift(...target.split('/').filter(Boolean));
-        continue;
-      }
-      cur.push(part);
-    }
-    const cpath = '/' + cur.join('/');
-    return { cpath, host: this.hostPath(rec, root, cpath), missing: false };
+  private resolve(rec: ContainerRecord, root: string, path: string, followLast: boolean): Promise<{ cpath: string; host: string; missing: boolean }> {
+    return walkInRoot(path, { hostOf: (c) => this.hostPath(rec, root, c), followLast });
   }
+
 
   private notFound(rec: ContainerRecord, path: string): NotFoundError {
     return new NotFoundError(`Could not find the file ${path} in container ${rec.Name.slice(1)}`);

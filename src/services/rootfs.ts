@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { SystemError } from '../errors.js';
+import { InvalidParameterError, SystemError } from '../errors.js';
 
 const run = promisify(execFile);
 
@@ -59,12 +59,16 @@ export async function unmountRootfs(containerDir: string): Promise<void> {
 }
 
 /**
- * Creates a directory inside a root filesystem as a process chrooted there would: symlinks on
- * the way are followed within the root (an absolute target restarts at the root, `..` stops
- * there), so a hostile image cannot make us create directories outside it.
+ * Walks a path as a process chrooted in a root filesystem would see it: symlinks are followed
+ * inside the root (an absolute target restarts at the root, `..` stops there), so nothing a
+ * hostile image or container put there leads outside it. `hostOf` maps a clean container path
+ * to the host (the root, or a volume's source). At a missing component `onMissing` may create
+ * it (return true) or end the walk (false).
  */
-export async function mkdirInRoot(root: string, path: string, mode = 0o755): Promise<void> {
-  const { lstat, mkdir: mk, readlink } = await import('node:fs/promises');
+export async function walkInRoot(path: string, o: {
+  hostOf: (cpath: string) => string; followLast: boolean; onMissing?: (host: string) => Promise<boolean>;
+}): Promise<{ cpath: string; host: string; missing: boolean }> {
+  const { lstat, readlink } = await import('node:fs/promises');
   const queue = path.split('/').filter(Boolean);
   const cur: string[] = [];
   let links = 0;
@@ -72,17 +76,31 @@ export async function mkdirInRoot(root: string, path: string, mode = 0o755): Pro
     const part = queue.shift()!;
     if (part === '.') continue;
     if (part === '..') { cur.pop(); continue; }
-    const host = join(root, ...cur, part);
+    const cpath = '/' + [...cur, part].join('/');
+    const host = o.hostOf(cpath);
     const st = await lstat(host).catch(() => null);
-    if (!st) { await mk(host, { mode }); cur.push(part); continue; }
-    if (st.isSymbolicLink()) {
-      if (++links > 40) throw new SystemError(`too many levels of symbolic links creating ${path}`);
+    if (!st) {
+      if (o.onMissing && await o.onMissing(host)) { cur.push(part); continue; }
+      const full = '/' + [...cur, [part, ...queue].join('/')].filter(Boolean).join('/');
+      return { cpath: full, host: o.hostOf(full), missing: true };
+    }
+    if (st.isSymbolicLink() && (queue.length > 0 || o.followLast)) {
+      if (++links > 40) throw new InvalidParameterError(`too many levels of symbolic links: ${path}`);
       const target = await readlink(host);
       if (target.startsWith('/')) cur.length = 0;
       queue.unshift(...target.split('/').filter(Boolean));
       continue;
     }
-    if (!st.isDirectory()) throw new SystemError(`cannot create directory ${path}: not a directory`);
     cur.push(part);
   }
+  const cpath = '/' + cur.join('/');
+  return { cpath, host: o.hostOf(cpath), missing: false };
+}
+
+/** Creates a directory inside a root filesystem (the container's WorkingDir), parents too. */
+export async function mkdirInRoot(root: string, path: string, mode = 0o755): Promise<void> {
+  const { mkdir: mk, stat } = await import('node:fs/promises');
+  const r = await walkInRoot(path, { hostOf: (c) => join(root, c), followLast: true, onMissing: async (host) => { await mk(host, { mode }); return true; } });
+  const st = await stat(r.host);
+  if (!st.isDirectory()) throw new SystemError(`cannot create directory ${path}: not a directory`);
 }
