@@ -33,7 +33,7 @@ export async function crashRounds(d: Daemon, rounds: number, busyboxTar: string,
     const worker = async (w: number) => {
       while (!stop) {
         const i = n++;
-        switch ((i + w) % 7) {
+        switch ((i + w) % 9) {
           case 0: await cli(['run', '-d', '--name', `crash-${i}`, '--label', 'crash=1', 'busybox', 'sleep', '600']); break;
           case 1: await cli(['create', '--label', 'crash=1', 'busybox', 'true']); break;
           case 2: await cli(['rm', '-f', `crash-${i - 7}`]); break;
@@ -41,6 +41,8 @@ export async function crashRounds(d: Daemon, rounds: number, busyboxTar: string,
           case 4: await cli(['tag', 'busybox', `crash/tag:${i}`]); break;
           case 5: await cli(['rmi', `crash/tag:${i - 1}`]); break;
           case 6: await cli(i % 21 === 6 ? ['load', '-i', busyboxTar] : ['run', '--rm', 'busybox', 'true']); break;
+          case 7: await cli(i % 2 ? ['volume', 'create', `crashvol-${i}`] : ['volume', 'rm', `crashvol-${i - 9}`]); break;
+          case 8: await cli(i % 2 ? ['network', 'create', `crashnet-${i % 4}`] : ['network', 'rm', `crashnet-${(i + 1) % 4}`]); break;
         }
       }
     };

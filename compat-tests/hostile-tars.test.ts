@@ -54,5 +54,11 @@ test.serial('docker import and docker load contain or refuse every hostile tar',
     t.not(load.code, 0, c.name);
     t.deepEqual(await readdir(outside), [], `load: ${c.name}`);
   }
+  // as build contexts: the context is unpacked (no Dockerfile in these, so the build then fails)
+  for (const c of await hostileTars(outside)) {
+    const r = await d.request('POST', '/build?dockerfile=Dockerfile', c.tar, { 'Content-Type': 'application/x-tar' });
+    t.regex(r.body, /errorDetail|Error|error/i, c.name);
+    t.deepEqual(await readdir(outside), [], `build context: ${c.name}`);
+  }
   t.is((await d.docker(['version'])).code, 0);
 });

@@ -232,9 +232,11 @@ export class NetworkService {
       IPAM: { Driver: 'default', Options: body.IPAM?.Options ?? {}, Config: [{ Subnet: subnetString(subnet), Gateway: gateway, ...(ipRange ? { IPRange: ipRange } : {}), ...(cfg.AuxiliaryAddresses ? { AuxiliaryAddresses: cfg.AuxiliaryAddresses } : {}) }] },
       Options: opts, Labels: { ...(body.Labels ?? {}) },
     };
-    await ensureBridge(bridge, `${gateway}/${subnet.prefix}`, mtuOf(rec));
+    // the record first: a crash after it leaves a network whose bridge the next start creates,
+    // never a bridge nobody knows about
+    await this.put(rec);
     try {
-      await this.put(rec);
+      await ensureBridge(bridge, `${gateway}/${subnet.prefix}`, mtuOf(rec));
       await this.startDns(rec);
       await this.applyFirewall();
     } catch (err) {
@@ -278,9 +280,11 @@ export class NetworkService {
     if (active.length) throw new ForbiddenError(`error while removing network: network ${n.Name} id ${n.Id} has active endpoints`);
     await this.dns.get(n.Id)?.stop();
     this.dns.delete(n.Id);
+    // the bridge before the record: a crash in between leaves the network, whose bridge the
+    // next start re-creates, rather than a bridge nobody knows about
+    await deleteBridge(bridgeName(n));
     await this.store.delete(n.Id);
     await this.applyFirewall();
-    await deleteBridge(bridgeName(n));
     this.publish(n, 'destroy');
   }
 

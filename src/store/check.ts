@@ -108,6 +108,15 @@ export async function checkDataRoot(dataRoot: string, execRoot?: string): Promis
       if (m.Type === 'volume' && !volumes.has(m.Name)) problems.push(`container ${id}: volume ${m.Name} missing`);
     }
   }
+  // networks: records parse; a bridge network's bridge exists (the daemon keeps it while stopped)
+  for (const name of await list(join(dataRoot, 'network', 'records'))) {
+    if (isTempName(name) || !name.endsWith('.json')) continue;
+    let n: any;
+    try { n = await readJson(join(dataRoot, 'network', 'records', name)); } catch { problems.push(`network record ${name} does not parse`); continue; }
+    if (n.Driver !== 'bridge') continue;
+    const bridge = n.Options?.['com.docker.network.bridge.name'] || `br-${String(n.Id).slice(0, 12)}`;
+    if (!(await exists(join('/sys/class/net', bridge)))) problems.push(`network ${n.Name}: bridge ${bridge} missing`);
+  }
   for (const c of extraChecks) await c(dataRoot, execRoot, problems);
   return problems;
 }
