@@ -126,3 +126,31 @@ test.serial('a corrupted blob in the registry fails the pull cleanly, leaving no
     await removeAllAndStop(fresh);
   }
 });
+
+test.serial('hostile layers served by a registry are contained or refused when pulled', async (t) => {
+  const { mkdtemp: mkd, readdir: rd, rm: rmd } = await import('node:fs/promises');
+  const { hostileTars, asImageArchive } = await import('./hostile-tars.js');
+  const outside = await mkd('/tmp/bhostile-pull-');
+  const fresh = await startDaemonWithBusybox();
+  try {
+    await reg.trustIn(fresh.dir);
+    await fresh.docker(['login', '-u', reg.user, '--password-stdin', reg.host], { input: `${reg.password}\n` });
+    let pushed = 0;
+    let i = 0;
+    for (const c of await hostileTars(outside)) {
+      const name = `${reg.host}/hostile:${++i}`;
+      // load (contained or refused here already), then push the original layer bytes
+      const load = await d.docker(['load'], { input: await asImageArchive(c.tar, name) });
+      if (load.code !== 0) continue;
+      if ((await d.docker(['push', name])).code !== 0) continue;
+      pushed++;
+      const pull = await fresh.docker(['pull', name]);
+      if (pull.code !== 0) t.regex(pull.stderr + pull.stdout, /\S/, c.name);
+      t.deepEqual(await rd(outside), [], `pull: ${c.name}`);
+    }
+    t.true(pushed >= 3, `only ${pushed} hostile images could be pushed`);
+  } finally {
+    await removeAllAndStop(fresh);
+    await rmd(outside, { recursive: true, force: true });
+  }
+});
