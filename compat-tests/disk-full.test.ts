@@ -2,7 +2,7 @@
 // fail with a clear error, the daemon keeps serving, and the store stays loadable and consistent.
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm, statfs } from 'node:fs/promises';
+import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BERTHD, startDaemon } from './harness.js';
@@ -17,6 +17,8 @@ test('ENOSPC: clear errors, the daemon keeps serving, the store stays consistent
   const d = await startDaemon({ dataRoot });
   try {
     t.is((await d.docker(['load', '-i', await ensureBusyboxTar()])).code, 0);
+    // a container with 2 MB of changes to commit once the disk is full
+    t.is((await d.docker(['run', '--name', 'changes', 'busybox', 'sh', '-c', 'head -c 2000000 /dev/urandom > /data.bin'])).code, 0);
     // fill the filesystem, leaving a few KiB
     const fs = await statfs(mnt);
     const free = fs.bavail * fs.bsize;
@@ -43,6 +45,16 @@ test('ENOSPC: clear errors, the daemon keeps serving, the store stays consistent
     } else {
       t.regex(chatty.stderr, /no space left on device/i); // the create itself could not be written
     }
+    const commit = await d.docker(['commit', 'changes', 'full:1']);
+    t.not(commit.code, 0);
+    t.regex(commit.stderr, /no space left on device/i);
+    const ctx = await mkdtemp('/tmp/bdf-ctx-');
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN head -c 3000000 /dev/urandom > /big\n');
+    const build = await d.docker(['build', '-t', 'full:2', ctx], { env: { DOCKER_BUILDKIT: '0' } });
+    await rm(ctx, { recursive: true, force: true });
+    t.not(build.code, 0);
+    t.regex(build.stderr + build.stdout, /No space left on device|no space left on device/);
+    t.is((await d.docker(['images', '-q', 'full'])).stdout.trim(), '');
     t.is((await d.docker(['version'])).code, 0);
 
     // space comes back: everything works again after a restart, and the store checks clean

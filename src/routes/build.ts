@@ -46,7 +46,7 @@ export const buildHandlers: HandlerTable = {
     const out = new PassThrough();
     const emit = (m: Record<string, unknown>) => { if (!out.destroyed) out.write(JSON.stringify(m) + '\n'); };
     req.services.builder.build(req.bodyStream(), opts, emit)
-      .catch((e: any) => emit({ errorDetail: { ...(e.code !== undefined ? { code: e.code } : {}), message: e.message }, error: e.message }))
+      .catch((e: any) => emit({ errorDetail: { ...(typeof e.code === 'number' ? { code: e.code } : {}), message: e.message }, error: e.message })) // code: an exit status (the CLI wants an int), not Node's 'ENOSPC'
       .finally(() => out.end());
     return stream(out, 'application/json');
   },
