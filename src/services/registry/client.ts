@@ -132,7 +132,8 @@ export class RegistryClient {
     if (res.status >= 300) throw new SystemError(`login attempt to ${base}/v2/ failed with status: ${res.status}`);
   }
 
-  async close(): Promise<void> { await this.base_.close().catch(() => {}); }
+  /** Ends the client; requests still running (a failed pull's other downloads) are aborted. */
+  async close(): Promise<void> { await this.base_.destroy().catch(() => {}); }
 }
 
 function describe(err: any): string {

@@ -75,6 +75,9 @@ async function fetchLayerToContent(client: RegistryClient, images: ImageService,
   try {
     await images.content.put(maybeDecompress(meter), diffId);
   } catch (err) {
+    // stop the download too: a body nobody reads would keep the connection (and close()) waiting
+    res.body.destroy();
+    meter.destroy();
     if (err instanceof DigestMismatchError || /incorrect header|incorrect data check|invalid|unexpected end|data error/i.test(String((err as Error).message))) {
       throw new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`);
     }
