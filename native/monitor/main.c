@@ -517,17 +517,15 @@ static void finish(void) {
   if (oom_fd >= 0) close(oom_fd);
   write_exit_file(child_status, oom, &exit_json);
   diag("process %d exited: %.*s", (int)child_pid, (int)buf_pending(&exit_json), exit_json.data);
-  /* Clients hear of the exit first: the runtime's delete (tens of ms) is then off the path of
-     `docker run --rm`. The daemon waits for this monitor to end before it reuses the ID. */
-  done = 1;
-  for (struct client *c = clients, *next; c; c = next) {
-    next = c->next;
-    client_send_exit(c);
-  }
   if (!opt.exec_process) {
     const char *args[] = {"delete", "--force", opt.id, NULL};
     int st = run_runtime(&opt, -1, -1, 2, args);
     if (st != 0) diag("runtime delete exited with status %d", st);
+  }
+  done = 1;
+  for (struct client *c = clients, *next; c; c = next) {
+    next = c->next;
+    client_send_exit(c);
   }
 }
 
