@@ -160,7 +160,7 @@ test('IPv6 network: addresses in inspect, ping6 and wget over IPv6 between conta
   t.regex(net.IPAM.Config[0].Subnet, /^\d+\.\d+\.\d+\.\d+\/\d+$/); // an IPv4 subnet from the pools as well
   t.regex((await run('ip', ['-6', 'addr', 'show', 'dev', bridge])).stdout, /inet6 fd42:be:7e::1\/64 scope global/);
 
-  await httpd('six', ['--network', 'v6net', '--network-alias', 'sixes'], 'over-v6');
+  await httpd('six', ['--network', 'v6net', '--network-alias', 'sixes', '-p', '80'], 'over-v6');
   await httpd('six2', ['--network', 'v6net', '--network-alias', 'sixes', '--ip6', 'fd42:be:7e::99'], 'over-v6-2');
   const ins = JSON.parse((await d.docker(['inspect', 'six'])).stdout)[0].NetworkSettings.Networks.v6net;
   t.is(ins.GlobalIPv6Address, 'fd42:be:7e::2');
@@ -187,9 +187,19 @@ test('IPv6 network: addresses in inspect, ping6 and wget over IPv6 between conta
   // the embedded DNS's AAAA answer is what wget connects to when asked for an IPv6 name
   const byName = await sh(['--network', 'v6net'], 'wget -qO- "http://[$(nslookup -type=AAAA six2 | grep -o "fd42:be:7e::[0-9a-f]*$")]/"');
   t.is(byName.stdout, 'over-v6-2\n', byName.stderr);
-  t.true((await traces6(bridge, subnet)).length > 0);
+  // a port published on all addresses: DNAT'ed in ip6tables to the container's IPv6 address,
+  // and answered on [::1] and 127.0.0.1 by the proxy
+  t.true((await traces6(bridge, subnet)).some((l) => l.includes('-j DNAT --to-destination [fd42:be:7e::2]:80')));
+  const port = (await d.docker(['port', 'six', '80'])).stdout.split('\n')[0]!.split(':').pop()!;
+  t.is(await get(`http://127.0.0.1:${port}/`), 'over-v6\n');
+  t.is(await get(`http://[::1]:${port}/`), 'over-v6\n');
+  // connected live: the IPv6 address appears on the new interface at once
+  await d.docker(['run', '-d', '--name', 'late6', 'busybox', 'sleep', '600']);
+  t.is((await d.docker(['network', 'connect', 'v6net', 'late6'])).code, 0);
+  const late = await d.docker(['exec', 'late6', 'sh', '-c', 'ip -o -6 addr show dev eth1 scope global | grep -o "inet6 [^ ]*"; wget -qO- "http://[fd42:be:7e::99]/"']);
+  t.is(late.stdout, 'inet6 fd42:be:7e::3/64\nover-v6-2\n', late.stderr);
 
-  await d.docker(['rm', '-f', 'six', 'six2']);
+  await d.docker(['rm', '-f', 'six', 'six2', 'late6']);
   t.is((await d.docker(['network', 'rm', 'v6net'])).code, 0);
   t.deepEqual(await traces6(bridge, subnet), []);
   t.deepEqual(await traces(bridge, subnet), []);
