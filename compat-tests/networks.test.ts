@@ -142,3 +142,99 @@ test('legacy --link on the default bridge puts the linked container in /etc/host
   t.not(missing.code, 0);
   await d.docker(['rm', '-f', 'linked']);
 });
+
+/** ip6tables lines that mention a bridge or an IPv6 subnet. */
+async function traces6(bridge: string, subnet: string): Promise<string[]> {
+  return (await run('ip6tables-save')).stdout.split('\n').filter((l) => l.includes(bridge) || l.includes(subnet));
+}
+
+test('IPv6 network: addresses in inspect, ping6 and wget over IPv6 between containers, AAAA, nothing left', async (t) => {
+  const subnet = 'fd42:be:7e::/64';
+  const c = await d.docker(['network', 'create', '--ipv6', '--subnet', subnet, 'v6net']);
+  t.is(c.code, 0, c.stderr);
+  const id = c.stdout.trim();
+  const bridge = `br-${id.slice(0, 12)}`;
+  const net = JSON.parse((await d.docker(['network', 'inspect', 'v6net'])).stdout)[0];
+  t.true(net.EnableIPv6);
+  t.deepEqual(net.IPAM.Config[1], { Subnet: subnet, Gateway: 'fd42:be:7e::1' });
+  t.regex(net.IPAM.Config[0].Subnet, /^\d+\.\d+\.\d+\.\d+\/\d+$/); // an IPv4 subnet from the pools as well
+  t.regex((await run('ip', ['-6', 'addr', 'show', 'dev', bridge])).stdout, /inet6 fd42:be:7e::1\/64 scope global/);
+
+  await httpd('six', ['--network', 'v6net', '--network-alias', 'sixes', '-p', '80'], 'over-v6');
+  await httpd('six2', ['--network', 'v6net', '--network-alias', 'sixes', '--ip6', 'fd42:be:7e::99'], 'over-v6-2');
+  const ins = JSON.parse((await d.docker(['inspect', 'six'])).stdout)[0].NetworkSettings.Networks.v6net;
+  t.is(ins.GlobalIPv6Address, 'fd42:be:7e::2');
+  t.is(ins.GlobalIPv6PrefixLen, 64);
+  t.is(ins.IPv6Gateway, 'fd42:be:7e::1');
+  t.is((await d.docker(['inspect', '-f', '{{.NetworkSettings.Networks.v6net.GlobalIPv6Address}}', 'six2'])).stdout.trim(), 'fd42:be:7e::99');
+  const members = JSON.parse((await d.docker(['network', 'inspect', 'v6net'])).stdout)[0].Containers;
+  t.deepEqual(Object.values(members).map((m: any) => m.IPv6Address).sort(), ['fd42:be:7e::2/64', 'fd42:be:7e::99/64']);
+
+  const r = await sh(['--network', 'v6net'], [
+    'ip -o -6 addr show dev eth0 scope global | grep -o "inet6 [^ ]*"',
+    'ip -6 route show default | grep -o "default via [^ ]*"',
+    'ping6 -c 1 -W 3 fd42:be:7e::2 >/dev/null && echo ping6-container',
+    'ping6 -c 1 -W 3 fd42:be:7e::1 >/dev/null && echo ping6-gateway',
+    'wget -qO- "http://[fd42:be:7e::2]/"',
+    'nslookup -type=AAAA six | grep -c "fd42:be:7e::2$"',
+    'nslookup -type=AAAA sixes | grep -c "Address: fd42:be:7e::"',
+    'grep -c "^fd42:be:7e::3\\s" /etc/hosts',
+  ].join('; '));
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(r.stdout.split('\n'), [
+    'inet6 fd42:be:7e::3/64', 'default via fd42:be:7e::1', 'ping6-container', 'ping6-gateway', 'over-v6', '1', '2', '1', '',
+  ]);
+  // the embedded DNS's AAAA answer is what wget connects to when asked for an IPv6 name
+  const byName = await sh(['--network', 'v6net'], 'wget -qO- "http://[$(nslookup -type=AAAA six2 | grep -o "fd42:be:7e::[0-9a-f]*$")]/"');
+  t.is(byName.stdout, 'over-v6-2\n', byName.stderr);
+  // a port published on all addresses: DNAT'ed in ip6tables to the container's IPv6 address,
+  // and answered on [::1] and 127.0.0.1 by the proxy
+  t.true((await traces6(bridge, subnet)).some((l) => l.includes('-j DNAT --to-destination [fd42:be:7e::2]:80')));
+  const port = (await d.docker(['port', 'six', '80'])).stdout.split('\n')[0]!.split(':').pop()!;
+  t.is(await get(`http://127.0.0.1:${port}/`), 'over-v6\n');
+  t.is(await get(`http://[::1]:${port}/`), 'over-v6\n');
+  // connected live: the IPv6 address appears on the new interface at once
+  await d.docker(['run', '-d', '--name', 'late6', 'busybox', 'sleep', '600']);
+  t.is((await d.docker(['network', 'connect', 'v6net', 'late6'])).code, 0);
+  const late = await d.docker(['exec', 'late6', 'sh', '-c', 'ip -o -6 addr show dev eth1 scope global | grep -o "inet6 [^ ]*"; wget -qO- "http://[fd42:be:7e::99]/"']);
+  t.is(late.stdout, 'inet6 fd42:be:7e::3/64\nover-v6-2\n', late.stderr);
+
+  await d.docker(['rm', '-f', 'six', 'six2', 'late6']);
+  t.is((await d.docker(['network', 'rm', 'v6net'])).code, 0);
+  t.deepEqual(await traces6(bridge, subnet), []);
+  t.deepEqual(await traces(bridge, subnet), []);
+});
+
+test('IPv6 networks: a subnet from the unique local pool when none is given; a v6 subnet without --ipv6 is refused', async (t) => {
+  const r = await d.request('POST', '/networks/create', { Name: 'v6auto', EnableIPv6: true });
+  t.is(r.status, 201, r.body);
+  const net = JSON.parse((await d.docker(['network', 'inspect', 'v6auto'])).stdout)[0];
+  t.regex(net.IPAM.Config[1].Subnet, /^fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}::\/64$/);
+  const ip6 = (await sh(['--network', 'v6auto'], 'ip -o -6 addr show dev eth0 scope global')).stdout;
+  t.true(ip6.includes(`${net.IPAM.Config[1].Subnet.replace('::/64', '::2/64')}`), ip6);
+  const plain = await d.docker(['network', 'create', '--subnet', 'fd42:be:7f::/64', 'nov6']);
+  t.not(plain.code, 0);
+  t.regex(plain.stderr, /needs IPv6 enabled/);
+  const overlap = await d.docker(['network', 'create', '--ipv6', '--subnet', net.IPAM.Config[1].Subnet, 'v6clash']);
+  t.regex(overlap.stderr, /Pool overlaps/);
+  t.is((await d.docker(['network', 'rm', 'v6auto'])).code, 0);
+});
+
+test('the default bridge with ipv6 and fixed-cidr-v6 from daemon.json: top-level IPv6 fields, ping6 between containers', async (t) => {
+  const d6 = await startDaemonWithBusybox({ config: { ipv6: true, 'fixed-cidr-v6': 'fd42:be:80::/64' } });
+  try {
+    const bridge = JSON.parse((await d6.docker(['network', 'inspect', 'bridge'])).stdout)[0];
+    t.true(bridge.EnableIPv6);
+    t.deepEqual(bridge.IPAM.Config[1], { Subnet: 'fd42:be:80::/64', Gateway: 'fd42:be:80::1' });
+    await d6.docker(['run', '-d', '--name', 'b6', 'busybox', 'sleep', '600']);
+    const ns = JSON.parse((await d6.docker(['inspect', 'b6'])).stdout)[0].NetworkSettings;
+    t.is(ns.GlobalIPv6Address, 'fd42:be:80::2');
+    t.is(ns.GlobalIPv6PrefixLen, 64);
+    t.is(ns.IPv6Gateway, 'fd42:be:80::1');
+    const r = await d6.docker(['run', '--rm', 'busybox', 'sh', '-c', 'ping6 -c 1 -W 3 fd42:be:80::2 >/dev/null && echo reached']);
+    t.is(r.stdout, 'reached\n', r.stderr);
+  } finally {
+    await removeAllAndStop(d6);
+  }
+  t.false((await run('ip6tables-save')).stdout.includes('fd42:be:80::'));
+});

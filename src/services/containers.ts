@@ -339,7 +339,7 @@ export class ContainerService {
       files = await writeEtcFiles(dir, {
         hostname: c.Hostname || hostname(), domainname: c.Domainname,
         extraHosts: h.ExtraHosts, dns: h.Dns, dnsSearch: h.DnsSearch, dnsOptions: h.DnsOptions,
-        ip: net.ip, dnsServer: net.dnsServer, hostGateway: net.gatewayForHost, links: this.linkHosts(rec),
+        ip: net.ip, ip6: net.ip6, dnsServer: net.dnsServer, hostGateway: net.gatewayForHost, links: this.linkHosts(rec),
       });
     }
     const user = await resolveUser(rootfs, c.User, h.GroupAdd);

@@ -35,6 +35,8 @@ export async function writeEtcFiles(containerDir: string, c: {
   hostname: string; domainname?: string; extraHosts?: string[]; dns?: string[]; dnsSearch?: string[]; dnsOptions?: string[];
   /** The container's address on its primary network, for its own /etc/hosts line. */
   ip?: string;
+  /** Its IPv6 address there, on an IPv6 network. */
+  ip6?: string;
   /** The embedded DNS of a user-defined network, used instead of the host's resolvers. */
   dnsServer?: string;
   /** What `host-gateway` in ExtraHosts stands for (the default bridge's gateway). */
@@ -59,7 +61,9 @@ export async function writeEtcFiles(containerDir: string, c: {
     hosts.push(`${addr === 'host-gateway' ? c.hostGateway ?? addr : addr}\t${e.slice(0, i)}`);
   }
   for (const l of c.links ?? []) hosts.push(`${l.ip}\t${l.names.join(' ')}`);
-  if (c.ip) hosts.push(`${c.ip}\t${c.domainname ? `${c.hostname}.${c.domainname} ` : ''}${c.hostname}`);
+  const self = `${c.domainname ? `${c.hostname}.${c.domainname} ` : ''}${c.hostname}`;
+  if (c.ip) hosts.push(`${c.ip}\t${self}`);
+  if (c.ip6) hosts.push(`${c.ip6}\t${self}`);
   await writeFile(paths.hostsPath, hosts.join('\n') + '\n');
   const host = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
   const resolv = c.dnsServer && !c.dns?.length

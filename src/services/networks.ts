@@ -9,7 +9,10 @@ import { RecordStore } from '../store/records.js';
 import type { ContainerRecord } from '../store/containers.js';
 import type { EventPublisher } from './containers.js';
 import type { DaemonConfig } from './index.js';
-import { allocate, contains, defaultPools, intToIp, ipToInt, macFor, parseSubnet, pickSubnet, poolsFrom, subnetString, type Subnet } from './network/ipam.js';
+import {
+  allocate, allocate6, bigToIp6, contains, contains6, defaultPools, intToIp, ip6ToBig, ipToInt, isV6, macFor, overlaps6, parseSubnet,
+  parseSubnet6, pickSubnet, pickSubnet6, pools6, poolsFrom, subnet6String, subnetString, type Subnet, type Subnet6,
+} from './network/ipam.js';
 import { attach, deleteBridge, detach, ensureBridge, hostRoutes } from './network/links.js';
 import { initFirewall, removeFirewall, restore, rules, type PortMapping } from './network/firewall.js';
 import { createHash } from 'node:crypto';
@@ -27,7 +30,7 @@ export interface NetworkRecord {
 
 /** A container's endpoint on one network, kept in its record's NetworkSettings.Networks. */
 export interface Endpoint {
-  IPAMConfig: { IPv4Address?: string } | null; Links: string[] | null; Aliases: string[] | null; MacAddress: string;
+  IPAMConfig: { IPv4Address?: string; IPv6Address?: string } | null; Links: string[] | null; Aliases: string[] | null; MacAddress: string;
   NetworkID: string; EndpointID: string; Gateway: string; IPAddress: string; IPPrefixLen: number;
   IPv6Gateway: string; GlobalIPv6Address: string; GlobalIPv6PrefixLen: number; DriverOpts: Record<string, string> | null; DNSNames: string[] | null;
   /** Host end of the veth pair while running (not part of the Engine's shape). */
@@ -93,6 +96,9 @@ export class NetworkService {
   private appliedRules = '';
   /** Addresses handed to containers that are starting (not yet recorded as running). */
   private readonly reserved = new Map<string, Map<number, string>>(); // network name -> ip -> container id
+  private readonly reserved6 = new Map<string, Map<bigint, string>>(); // the same for IPv6 addresses
+  /** Whether ip6tables (with its nat table) works here; IPv6 networks need it. */
+  private ip6tables = false;
 
   constructor(private readonly config: DaemonConfig, private readonly events: EventPublisher) {
     this.store = new RecordStore<NetworkRecord>(join(config.dataRoot, 'network', 'records'));
@@ -109,10 +115,10 @@ export class NetworkService {
       await this.ensureDefaults();
       for (const n of this.store.values()) {
         if (n.Driver !== 'bridge') continue;
-        await ensureBridge(bridgeName(n), `${n.IPAM.Config[0]!.Gateway}/${parseSubnet(n.IPAM.Config[0]!.Subnet).prefix}`, mtuOf(n));
+        await ensureBridge(bridgeName(n), gatewayCidr(v4Config(n)!), mtuOf(n), v6Config(n) ? gatewayCidr(v6Config(n)!) : undefined);
       }
     });
-    await initFirewall(this.names.suffix);
+    this.ip6tables = (await initFirewall(this.names.suffix)).ipv6;
     for (const n of this.store.values()) if (n.Driver === 'bridge' && n.Name !== 'bridge') await this.startDns(n);
   }
 
@@ -146,13 +152,31 @@ export class NetworkService {
         },
       });
     }
+    await this.defaultBridgeIpv6(f);
     if (!this.byName('host')) await this.put({ ...blank('host', 'host'), IPAM: { Driver: 'default', Options: null, Config: [] } });
     if (!this.byName('none')) await this.put({ ...blank('none', 'null'), IPAM: { Driver: 'default', Options: null, Config: [] } });
   }
 
+  /**
+   * The default bridge follows daemon.json at every start, as the Engine's does: with `ipv6`
+   * and `fixed-cidr-v6` it has that IPv6 subnet (gateway its first address), otherwise none.
+   */
+  private async defaultBridgeIpv6(f: Record<string, any>): Promise<void> {
+    const n = this.byName('bridge')!;
+    let want: { Subnet: string; Gateway: string } | undefined;
+    if (f.ipv6 === true) {
+      if (!f['fixed-cidr-v6']) throw new InvalidParameterError('ipv6 on the default bridge needs fixed-cidr-v6 in the daemon configuration');
+      const s = parseSubnet6(String(f['fixed-cidr-v6']));
+      want = { Subnet: subnet6String(s), Gateway: bigToIp6(s.base + 1n) };
+    }
+    const have = v6Config(n);
+    if (have?.Subnet === want?.Subnet && have?.Gateway === want?.Gateway) return;
+    await this.put({ ...n, EnableIPv6: !!want, IPAM: { ...n.IPAM, Config: [...n.IPAM.Config.filter((c) => !isV6(c.Subnet)), ...(want ? [want] : [])] } });
+  }
+
   /** `preferred` if free, else the first free pool subnet (none overlapping networks or host routes). */
   private async freeSubnet(preferred?: Subnet): Promise<Subnet> {
-    const taken = [...this.store.values()].flatMap((n) => n.IPAM.Config.map((c) => parseSubnet(c.Subnet)));
+    const taken = [...this.store.values()].flatMap((n) => n.IPAM.Config.filter((c) => !isV6(c.Subnet)).map((c) => parseSubnet(c.Subnet)));
     const ours = new Set([...this.store.values()].map((n) => bridgeName(n)));
     const routes = (await hostRoutes()).map(parseSubnet);
     const f = this.config.file as Record<string, any>;
@@ -160,6 +184,15 @@ export class NetworkService {
     const candidates = preferred ? [preferred, ...pools] : pools;
     void ours;
     return pickSubnet(candidates, [...taken, ...routes]);
+  }
+
+  /** The first free /64 (or default-address-pools size) of the IPv6 pools. */
+  private async freeSubnet6(): Promise<Subnet6> {
+    const taken = [...this.store.values()].flatMap((n) => n.IPAM.Config.filter((c) => isV6(c.Subnet)).map((c) => parseSubnet6(c.Subnet)));
+    const routes = (await hostRoutes(6)).map(parseSubnet6);
+    const f = this.config.file as Record<string, any>;
+    const seed = createHash('sha256').update(`berth-ula:${this.config.dataRoot}`).digest('hex');
+    return pickSubnet6(pools6(seed, Array.isArray(f['default-address-pools']) ? f['default-address-pools'] : []), [...taken, ...routes]);
   }
 
   private async put(n: NetworkRecord): Promise<void> { await this.store.put(n.Id, n); }
@@ -192,14 +225,46 @@ export class NetworkService {
     if (this.byName(name)) throw new ConflictError(`network with name ${name} already exists`);
     const driver = body.Driver || 'bridge';
     if (driver !== 'bridge') throw new NotFoundError(`could not find plugin ${driver} in v1 plugin registry: plugin not found`);
-    if (body.EnableIPv6) throw new InvalidParameterError('IPv6 networks are not supported by berth yet');
     const ipamCfg = (body.IPAM?.Config ?? []) as Array<Record<string, any>>;
-    const v4 = ipamCfg.filter((c) => !c.Subnet || !String(c.Subnet).includes(':'));
+    const v4 = ipamCfg.filter((c) => !c.Subnet || !isV6(String(c.Subnet)));
+    const v6 = ipamCfg.filter((c) => c.Subnet && isV6(String(c.Subnet)));
     if (v4.length > 1) throw new InvalidParameterError('berth supports one IPv4 subnet per network');
-    return withHostLock(() => this.createLocked(name, body, v4[0] ?? {}));
+    if (v6.length > 1) throw new InvalidParameterError('berth supports one IPv6 subnet per network');
+    if (v6.length && !body.EnableIPv6) throw new InvalidParameterError(`an IPv6 subnet (${v6[0]!.Subnet}) needs IPv6 enabled on the network (--ipv6)`);
+    if (body.EnableIPv6 && !this.ip6tables) throw new InvalidParameterError('IPv6 networks need ip6tables with its nat table, which this host does not have');
+    return withHostLock(() => this.createLocked(name, body, v4[0] ?? {}, body.EnableIPv6 ? v6[0] ?? {} : undefined));
   }
 
-  private async createLocked(name: string, body: Record<string, any>, cfg: Record<string, any>): Promise<{ Id: string; Warning: string }> {
+  /** An IPv6 network's IPAM entry: the subnet asked for (checked), or a free one from the pools. */
+  private async ipv6Config(cfg: Record<string, any>): Promise<{ Subnet: string; Gateway: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> }> {
+    let subnet: Subnet6;
+    if (cfg.Subnet) {
+      subnet = parseSubnet6(String(cfg.Subnet));
+      if (subnet.prefix > 126) throw new InvalidParameterError(`invalid subnet ${cfg.Subnet}: too small for a gateway and containers`);
+      for (const n of this.store.values()) {
+        for (const c of n.IPAM.Config) {
+          if (isV6(c.Subnet) && overlaps6(parseSubnet6(c.Subnet), subnet)) throw new ForbiddenError(`invalid pool request: Pool overlaps with other one on this address space`);
+        }
+      }
+    } else {
+      if (cfg.Gateway || cfg.IPRange) throw new InvalidParameterError('a gateway or ip-range needs a subnet');
+      subnet = await this.freeSubnet6();
+    }
+    const gateway = cfg.Gateway ? bigToIp6(ip6ToBig(String(cfg.Gateway))) : bigToIp6(subnet.base + 1n);
+    if (!contains6(subnet, ip6ToBig(gateway))) throw new InvalidParameterError(`invalid gateway ${gateway}: not in subnet ${subnet6String(subnet)}`);
+    let ipRange: string | undefined;
+    if (cfg.IPRange) {
+      const r = parseSubnet6(String(cfg.IPRange));
+      if (!contains6(subnet, r.base) || r.prefix < subnet.prefix) throw new InvalidParameterError(`invalid ip-range ${cfg.IPRange}: not in subnet ${subnet6String(subnet)}`);
+      ipRange = subnet6String(r);
+    }
+    for (const a of Object.values(cfg.AuxiliaryAddresses ?? {})) {
+      if (!contains6(subnet, ip6ToBig(String(a)))) throw new InvalidParameterError(`invalid auxiliary address ${a}: not in subnet ${subnet6String(subnet)}`);
+    }
+    return { Subnet: subnet6String(subnet), Gateway: gateway, ...(ipRange ? { IPRange: ipRange } : {}), ...(cfg.AuxiliaryAddresses ? { AuxiliaryAddresses: cfg.AuxiliaryAddresses } : {}) };
+  }
+
+  private async createLocked(name: string, body: Record<string, any>, cfg: Record<string, any>, cfg6?: Record<string, any>): Promise<{ Id: string; Warning: string }> {
     let subnet: Subnet;
     let gateway: string;
     let ipRange: string | undefined;
@@ -207,7 +272,7 @@ export class NetworkService {
       subnet = parseSubnet(cfg.Subnet);
       for (const n of this.store.values()) {
         for (const c of n.IPAM.Config) {
-          if (overlapsCidr(c.Subnet, subnetString(subnet))) throw new ForbiddenError(`invalid pool request: Pool overlaps with other one on this address space`);
+          if (!isV6(c.Subnet) && overlapsCidr(c.Subnet, subnetString(subnet))) throw new ForbiddenError(`invalid pool request: Pool overlaps with other one on this address space`);
         }
       }
       gateway = cfg.Gateway || intToIp(subnet.base + 1);
@@ -222,21 +287,28 @@ export class NetworkService {
       subnet = await this.freeSubnet();
       gateway = intToIp(subnet.base + 1);
     }
+    const v6 = cfg6 ? await this.ipv6Config(cfg6) : undefined;
     const opts = { ...(body.Options ?? {}) } as Record<string, string>;
     const id = randomBytes(32).toString('hex');
     const bridge = opts[OPT_BRIDGE_NAME] || `br-${id.slice(0, 12)}`;
     if (bridge.length > 15 || !/^[a-zA-Z0-9_.-]+$/.test(bridge)) throw new InvalidParameterError(`invalid bridge name "${bridge}"`);
     const rec: NetworkRecord = {
       ...blank(name, 'bridge'), Id: id,
-      Internal: !!body.Internal, Attachable: !!body.Attachable,
-      IPAM: { Driver: 'default', Options: body.IPAM?.Options ?? {}, Config: [{ Subnet: subnetString(subnet), Gateway: gateway, ...(ipRange ? { IPRange: ipRange } : {}), ...(cfg.AuxiliaryAddresses ? { AuxiliaryAddresses: cfg.AuxiliaryAddresses } : {}) }] },
+      Internal: !!body.Internal, Attachable: !!body.Attachable, EnableIPv6: !!v6,
+      IPAM: {
+        Driver: 'default', Options: body.IPAM?.Options ?? {},
+        Config: [
+          { Subnet: subnetString(subnet), Gateway: gateway, ...(ipRange ? { IPRange: ipRange } : {}), ...(cfg.AuxiliaryAddresses ? { AuxiliaryAddresses: cfg.AuxiliaryAddresses } : {}) },
+          ...(v6 ? [v6] : []),
+        ],
+      },
       Options: opts, Labels: { ...(body.Labels ?? {}) },
     };
     // the record first: a crash after it leaves a network whose bridge the next start creates,
     // never a bridge nobody knows about
     await this.put(rec);
     try {
-      await ensureBridge(bridge, `${gateway}/${subnet.prefix}`, mtuOf(rec));
+      await ensureBridge(bridge, `${gateway}/${subnet.prefix}`, mtuOf(rec), v6 ? gatewayCidr(v6) : undefined);
       await this.startDns(rec);
       await this.applyFirewall();
     } catch (err) {
@@ -254,7 +326,8 @@ export class NetworkService {
     for (const c of this.containers()) {
       const ep = c.State.Running ? c.NetworkSettings?.Networks?.[n.Name] : undefined;
       if (!ep || !ep.IPAddress) continue;
-      containers[c.Id] = { Name: c.Name.slice(1), EndpointID: ep.EndpointID, MacAddress: ep.MacAddress, IPv4Address: `${ep.IPAddress}/${ep.IPPrefixLen}`, IPv6Address: '' };
+      containers[c.Id] = { Name: c.Name.slice(1), EndpointID: ep.EndpointID, MacAddress: ep.MacAddress, IPv4Address: `${ep.IPAddress}/${ep.IPPrefixLen}`,
+        IPv6Address: ep.GlobalIPv6Address ? `${ep.GlobalIPv6Address}/${ep.GlobalIPv6PrefixLen}` : '' };
     }
     return { ...n, Containers: containers };
   }
@@ -339,12 +412,7 @@ export class NetworkService {
     for (const [name, cfg] of wanted) {
       const n = this.byName(name)!;
       if (n.Name === 'bridge' && cfg.Aliases?.length) throw new InvalidParameterError('network-scoped alias is supported only for containers in user defined networks');
-      const ip = cfg.IPAMConfig?.IPv4Address;
-      if (ip) {
-        if (n.Name === 'bridge' || !n.IPAM.Config.length) throw new InvalidParameterError('user specified IP address is supported on user defined networks only');
-        if (!contains(parseSubnet(n.IPAM.Config[0]!.Subnet), ipToInt(ip))) throw new InvalidParameterError(`no configured subnet or ip-range contain the IP address ${ip}`);
-      }
-      out.Networks[name] = { ...emptyEndpoint(n.Id), IPAMConfig: ip ? { IPv4Address: ip } : null, Aliases: cfg.Aliases?.length ? [...cfg.Aliases] : null, Links: cfg.Links ?? null, DriverOpts: cfg.DriverOpts ?? null };
+      out.Networks[name] = { ...emptyEndpoint(n.Id), IPAMConfig: staticAddresses(n, cfg), Aliases: cfg.Aliases?.length ? [...cfg.Aliases] : null, Links: cfg.Links ?? null, DriverOpts: cfg.DriverOpts ?? null };
     }
     checkPortBindings(hostConfig.PortBindings);
     return out;
@@ -358,7 +426,7 @@ export class NetworkService {
       const n = this.byName(name);
       if (!n) throw new NotFoundError(`network ${name} not found`);
       if (n.Driver !== 'bridge') continue;
-      const cfg = n.IPAM.Config[0]!;
+      const cfg = v4Config(n)!;
       const subnet = parseSubnet(cfg.Subnet);
       const used = this.usedAddresses(n, rec.Id);
       let ip: number;
@@ -375,13 +443,40 @@ export class NetworkService {
         IPAddress: intToIp(ip), IPPrefixLen: subnet.prefix, MacAddress: macFor(ip),
         DNSNames: n.Name === 'bridge' ? null : dnsNames(rec, ep),
       });
+      const cfg6 = v6Config(n);
+      if (!cfg6) continue;
+      const subnet6 = parseSubnet6(cfg6.Subnet);
+      const used6 = this.usedAddresses6(n, cfg6, rec.Id);
+      let ip6: bigint;
+      if (ep.IPAMConfig?.IPv6Address) {
+        ip6 = ip6ToBig(ep.IPAMConfig.IPv6Address);
+        if (used6.has(ip6)) throw new ConflictError(`Address already in use`);
+      } else {
+        ip6 = allocate6(subnet6, used6, cfg6.IPRange ? parseSubnet6(cfg6.IPRange) : subnet6);
+      }
+      if (!this.reserved6.has(n.Name)) this.reserved6.set(n.Name, new Map());
+      this.reserved6.get(n.Name)!.set(ip6, rec.Id);
+      Object.assign(ep, { GlobalIPv6Address: bigToIp6(ip6), GlobalIPv6PrefixLen: subnet6.prefix, IPv6Gateway: n.Internal ? '' : cfg6.Gateway });
     }
   }
 
+  private usedAddresses6(n: NetworkRecord, cfg: { Gateway: string; AuxiliaryAddresses?: Record<string, string> }, except: string): Set<bigint> {
+    const used = new Set<bigint>([ip6ToBig(cfg.Gateway)]);
+    for (const a of Object.values(cfg.AuxiliaryAddresses ?? {})) used.add(ip6ToBig(a));
+    for (const [ip, owner] of this.reserved6.get(n.Name) ?? []) if (owner !== except) used.add(ip);
+    for (const c of this.containers()) {
+      if (c.Id === except) continue;
+      const ep = c.NetworkSettings?.Networks?.[n.Name];
+      if (c.State.Running && ep?.GlobalIPv6Address) used.add(ip6ToBig(ep.GlobalIPv6Address));
+      else if (ep?.IPAMConfig?.IPv6Address) used.add(ip6ToBig(ep.IPAMConfig.IPv6Address));
+    }
+    return used;
+  }
+
   private usedAddresses(n: NetworkRecord, except: string): Set<number> {
-    const cfg = n.IPAM.Config[0]!;
+    const cfg = v4Config(n)!;
     const used = new Set<number>([ipToInt(cfg.Gateway)]);
-    for (const a of Object.values(cfg.AuxiliaryAddresses ?? {})) used.add(ipToInt(a));
+    for (const a of Object.values(cfg.AuxiliaryAddresses ?? {})) if (!isV6(a)) used.add(ipToInt(a));
     for (const [ip, owner] of this.reserved.get(n.Name) ?? []) if (owner !== except) used.add(ip);
     for (const c of this.containers()) {
       if (c.Id === except) continue;
@@ -393,16 +488,16 @@ export class NetworkService {
   }
 
   /** What the container's /etc/hosts and /etc/resolv.conf need. */
-  etcInfo(rec: ContainerRecord): { ip?: string; aliases: string[]; dnsServer?: string; gatewayForHost?: string } {
+  etcInfo(rec: ContainerRecord): { ip?: string; ip6?: string; aliases: string[]; dnsServer?: string; gatewayForHost?: string } {
     const ep = this.primaryEndpoint(rec);
     const bridge = this.byName('bridge');
-    const gatewayForHost = bridge?.IPAM.Config[0]?.Gateway;
+    const gatewayForHost = bridge ? v4Config(bridge)?.Gateway : undefined;
     if (!ep) return { aliases: [], gatewayForHost };
     const [name, e] = ep;
     const n = this.byName(name)!;
     return {
-      ip: e.IPAddress || undefined, aliases: [],
-      dnsServer: n.Name !== 'bridge' && n.Driver === 'bridge' ? n.IPAM.Config[0]!.Gateway : undefined,
+      ip: e.IPAddress || undefined, ip6: e.GlobalIPv6Address || undefined, aliases: [],
+      dnsServer: n.Name !== 'bridge' && n.Driver === 'bridge' ? v4Config(n)!.Gateway : undefined,
       gatewayForHost,
     };
   }
@@ -424,13 +519,19 @@ export class NetworkService {
     if (!ns) return;
     ns.SandboxKey = `/proc/${pid}/ns/net`;
     let index = 0;
-    let routed = false;
+    let routed = false, routed6 = false;
     for (const [name, ep] of Object.entries(ns.Networks)) {
       const n = this.byName(name)!;
       if (n.Driver !== 'bridge') continue;
-      const gateway = !routed && !n.Internal ? n.IPAM.Config[0]!.Gateway : undefined;
+      const gateway = !routed && !n.Internal ? v4Config(n)!.Gateway : undefined;
       if (gateway) routed = true;
-      const a = await attach({ pid, bridge: bridgeName(n), ifName: `eth${index++}`, cidr: `${ep.IPAddress}/${ep.IPPrefixLen}`, mac: ep.MacAddress, mtu: mtuOf(n), gateway });
+      // the IPv6 default route: through the first non-internal IPv6 network
+      const gateway6 = !routed6 && ep.IPv6Gateway ? ep.IPv6Gateway : undefined;
+      if (gateway6) routed6 = true;
+      const a = await attach({
+        pid, bridge: bridgeName(n), ifName: `eth${index++}`, cidr: `${ep.IPAddress}/${ep.IPPrefixLen}`, mac: ep.MacAddress, mtu: mtuOf(n), gateway,
+        ...(ep.GlobalIPv6Address ? { cidr6: `${ep.GlobalIPv6Address}/${ep.GlobalIPv6PrefixLen}`, gateway6 } : {}),
+      });
       ep.HostIf = a.hostIf;
     }
     await this.publishPorts(rec, this.primaryEndpoint(rec));
@@ -467,7 +568,10 @@ export class NetworkService {
             const targetPort = cRange.length > 1 ? cRange[0]! + i : Number(cport);
             const p = await startProxy({ proto, hostIp, hostPort: lo ? lo + i : 0, targetIp: primary[1].IPAddress, targetPort });
             proxies.push(p);
-            maps.push({ bridge: bridgeName(n), proto, hostIp, hostPort: p.hostPort, containerIp: primary[1].IPAddress, containerPort: targetPort });
+            maps.push({
+              bridge: bridgeName(n), proto, hostIp, hostPort: p.hostPort, containerIp: primary[1].IPAddress, containerPort: targetPort,
+              ...(primary[1].GlobalIPv6Address ? { containerIp6: primary[1].GlobalIPv6Address } : {}),
+            });
             (ns.Ports[key] ??= []).push({ HostIp: hostIp || '0.0.0.0', HostPort: String(p.hostPort) });
           }
         }
@@ -490,9 +594,13 @@ export class NetworkService {
     const shared = this.containers().some((c) => c.State.Running && c.HostConfig.NetworkMode === `container:${rec.Id}`);
     for (const [name, ep] of Object.entries(ns.Networks)) {
       if (ep.IPAddress) this.reserved.get(name)?.delete(ipToInt(ep.IPAddress));
+      if (ep.GlobalIPv6Address) this.reserved6.get(name)?.delete(ip6ToBig(ep.GlobalIPv6Address));
       // the veth pair goes with the container's namespace, unless another container joined it
       if (ep.HostIf && shared) await detach(ep.HostIf).catch(() => {});
-      Object.assign(ep, { EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '', HostIf: undefined, DNSNames: null });
+      Object.assign(ep, {
+        EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '', HostIf: undefined, DNSNames: null,
+        IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0,
+      });
       const n = this.byName(name);
       if (n && n.Driver === 'bridge') this.publish(n, 'disconnect', { container: rec.Id });
     }
@@ -511,15 +619,18 @@ export class NetworkService {
     }
     const ns = rec.NetworkSettings ??= { Networks: {}, Ports: {}, SandboxKey: '' };
     if (ns.Networks[n.Name]) throw new ForbiddenError(`endpoint with name ${rec.Name.slice(1)} already exists in network ${n.Name}`);
-    const ip = cfg.IPAMConfig?.IPv4Address;
-    ns.Networks[n.Name] = { ...emptyEndpoint(n.Id), IPAMConfig: ip ? { IPv4Address: ip } : null, Aliases: cfg.Aliases?.length ? [...cfg.Aliases] : null };
+    ns.Networks[n.Name] = { ...emptyEndpoint(n.Id), IPAMConfig: staticAddresses(n, cfg), Aliases: cfg.Aliases?.length ? [...cfg.Aliases] : null };
     if (!rec.State.Running) return;
     const pid = rec.State.Pid;
     const only = { ...rec, NetworkSettings: { ...ns, Networks: { [n.Name]: ns.Networks[n.Name]! } } } as ContainerRecord;
     this.allocateAddresses(only);
     const ep = ns.Networks[n.Name]!;
     const index = Object.keys(ns.Networks).length - 1;
-    const a = await attach({ pid, bridge: bridgeName(n), ifName: `eth${index}`, cidr: `${ep.IPAddress}/${ep.IPPrefixLen}`, mac: ep.MacAddress, mtu: mtuOf(n) });
+    // no default routes: the container keeps the ones it has
+    const a = await attach({
+      pid, bridge: bridgeName(n), ifName: `eth${index}`, cidr: `${ep.IPAddress}/${ep.IPPrefixLen}`, mac: ep.MacAddress, mtu: mtuOf(n),
+      ...(ep.GlobalIPv6Address ? { cidr6: `${ep.GlobalIPv6Address}/${ep.GlobalIPv6PrefixLen}` } : {}),
+    });
     ep.HostIf = a.hostIf;
     this.refreshDns();
     await this.applyFirewall();
@@ -533,6 +644,7 @@ export class NetworkService {
     if (!ns || !ep) throw new ForbiddenError(`container ${rec.Id} is not connected to network ${n.Name}`);
     if (ep.HostIf) await detach(ep.HostIf);
     if (ep.IPAddress) this.reserved.get(n.Name)?.delete(ipToInt(ep.IPAddress));
+    if (ep.GlobalIPv6Address) this.reserved6.get(n.Name)?.delete(ip6ToBig(ep.GlobalIPv6Address));
     delete ns.Networks[n.Name];
     this.refreshDns();
     await this.applyFirewall();
@@ -543,7 +655,7 @@ export class NetworkService {
 
   private async startDns(n: NetworkRecord): Promise<void> {
     if (this.dns.has(n.Id)) return;
-    const dns = new NetworkDns(n.IPAM.Config[0]!.Gateway);
+    const dns = new NetworkDns(v4Config(n)!.Gateway);
     const id = n.Id;
     dns.setProvider((source) => { const cur = this.store.get(id); return cur ? this.dnsScope(cur, source) : []; });
     await dns.start();
@@ -560,13 +672,16 @@ export class NetworkService {
    */
   private dnsScope(n: NetworkRecord, source: string): DnsRecord[] {
     const running = this.containers().filter((c) => c.State.Running && c.NetworkSettings);
-    const asker = running.find((c) => c.NetworkSettings!.Networks[n.Name]?.IPAddress === source);
+    const asker = running.find((c) => {
+      const ep = c.NetworkSettings!.Networks[n.Name];
+      return !!ep && (ep.IPAddress === source || (!!ep.GlobalIPv6Address && ep.GlobalIPv6Address === source));
+    });
     const nets = asker ? Object.keys(asker.NetworkSettings!.Networks).filter((x) => x !== 'bridge') : [n.Name];
     const out: DnsRecord[] = [];
     for (const c of running) {
       for (const net of nets) {
         const ep = c.NetworkSettings!.Networks[net];
-        if (ep?.IPAddress) out.push({ names: dnsNames(c, ep).map((x) => x.toLowerCase()), ip: ep.IPAddress });
+        if (ep?.IPAddress) out.push({ names: dnsNames(c, ep).map((x) => x.toLowerCase()), ip: ep.IPAddress, ...(ep.GlobalIPv6Address ? { ip6: ep.GlobalIPv6Address } : {}) });
       }
     }
     return out;
@@ -574,13 +689,17 @@ export class NetworkService {
 
   private async applyFirewall(): Promise<void> {
     const nets = [...this.store.values()].filter((n) => n.Driver === 'bridge').map((n) => ({
-      bridge: bridgeName(n), subnet: n.IPAM.Config[0]!.Subnet, internal: n.Internal,
+      bridge: bridgeName(n), subnet: v4Config(n)!.Subnet, internal: n.Internal,
       icc: n.Options[OPT_ICC] !== 'false', masquerade: n.Options[OPT_MASQ] !== 'false',
+      ...(v6Config(n) ? { subnet6: v6Config(n)!.Subnet } : {}),
     }));
-    const text = rules(nets, [...this.ports.values()].flat(), this.names.suffix);
-    if (text === this.appliedRules) return; // most starts and stops change no rule
+    const ports = [...this.ports.values()].flat();
+    const text = rules(nets, ports, this.names.suffix);
+    const text6 = this.ip6tables ? rules(nets, ports, this.names.suffix, 6) : '';
+    if (text + text6 === this.appliedRules) return; // most starts and stops change no rule
     await restore(text);
-    this.appliedRules = text;
+    if (text6) await restore(text6, 6);
+    this.appliedRules = text + text6;
   }
 
   async shutdown(): Promise<void> {
@@ -609,6 +728,27 @@ function dnsNames(c: ContainerRecord, ep: Endpoint): string[] {
   return [c.Name.slice(1), ...(ep.Aliases ?? []), c.Id.slice(0, 12)];
 }
 
+type IpamConfig = NetworkRecord['IPAM']['Config'][number];
+/** A network's IPv4 and IPv6 IPAM entries (IPv4 first, as the Engine lists them). */
+const v4Config = (n: NetworkRecord): IpamConfig | undefined => n.IPAM.Config.find((c) => !isV6(c.Subnet));
+const v6Config = (n: NetworkRecord): IpamConfig | undefined => n.IPAM.Config.find((c) => isV6(c.Subnet));
+const gatewayCidr = (c: IpamConfig): string => `${c.Gateway}/${c.Subnet.split('/')[1]}`;
+
+/** --ip / --ip6: checked against the network's subnets, kept as the endpoint's IPAMConfig. */
+function staticAddresses(n: NetworkRecord, cfg: Record<string, any>): Endpoint['IPAMConfig'] {
+  const ip = cfg.IPAMConfig?.IPv4Address as string | undefined;
+  const ip6 = cfg.IPAMConfig?.IPv6Address as string | undefined;
+  if (!ip && !ip6) return null;
+  if (n.Name === 'bridge' || !n.IPAM.Config.length) throw new InvalidParameterError('user specified IP address is supported on user defined networks only');
+  if (ip && !contains(parseSubnet(v4Config(n)!.Subnet), ipToInt(ip))) throw new InvalidParameterError(`no configured subnet or ip-range contain the IP address ${ip}`);
+  if (ip6) {
+    const c6 = v6Config(n);
+    if (!c6) throw new InvalidParameterError(`invalid IPv6 address ${ip6}: network ${n.Name} does not have IPv6 enabled`);
+    if (!contains6(parseSubnet6(c6.Subnet), ip6ToBig(ip6))) throw new InvalidParameterError(`no configured subnet or ip-range contain the IP address ${ip6}`);
+  }
+  return { ...(ip ? { IPv4Address: ip } : {}), ...(ip6 ? { IPv6Address: bigToIp6(ip6ToBig(ip6)) } : {}) };
+}
+
 const bridgeName = (n: NetworkRecord): string => n.Options[OPT_BRIDGE_NAME] || `br-${n.Id.slice(0, 12)}`;
 const mtuOf = (n: NetworkRecord): number => Number(n.Options[OPT_MTU]) || DEFAULT_MTU;
 const normPort = (k: string): string => (k.includes('/') ? k : `${k}/tcp`);
@@ -634,7 +774,8 @@ function checkPortBindings(b: Record<string, Array<{ HostIp?: string; HostPort?:
     if (m[3] === 'sctp') throw new InvalidParameterError('sctp ports are not supported by berth');
     for (const e of list ?? []) {
       if (e.HostPort && !/^\d+(-\d+)?$/.test(e.HostPort)) throw new InvalidParameterError(`invalid port specification: "${e.HostPort}"`);
-      if (e.HostIp && !/^\d+\.\d+\.\d+\.\d+$/.test(e.HostIp)) throw new InvalidParameterError(`invalid IP address: ${e.HostIp}`);
+      if (e.HostIp && isV6(e.HostIp)) ip6ToBig(e.HostIp); // throws for a malformed one
+      else if (e.HostIp && !/^\d+\.\d+\.\d+\.\d+$/.test(e.HostIp)) throw new InvalidParameterError(`invalid IP address: ${e.HostIp}`);
     }
   }
 }

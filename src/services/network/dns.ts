@@ -6,8 +6,10 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import * as packet from 'dns-packet';
+import { ip6ToBig } from './ipam.js';
 
-export interface DnsRecord { names: string[]; ip: string }
+/** Names and the addresses they stand for: `ip` (IPv4, A and PTR), `ip6` on IPv6 networks (AAAA and PTR). */
+export interface DnsRecord { names: string[]; ip: string; ip6?: string }
 
 const TTL = 600;
 
@@ -66,19 +68,22 @@ export class NetworkDns {
       questions: q.questions, answers,
     } as packet.Packet);
 
-    if (question.type === 'PTR' && name.endsWith('.in-addr.arpa')) {
-      const ip = name.replace(/\.in-addr\.arpa$/, '').split('.').reverse().join('.');
-      const rec = records.find((r) => r.ip === ip);
+    if (question.type === 'PTR' && (name.endsWith('.in-addr.arpa') || name.endsWith('.ip6.arpa'))) {
+      const rec = name.endsWith('.ip6.arpa')
+        ? records.find((r) => r.ip6 && ip6Arpa(r.ip6) === name)
+        : records.find((r) => r.ip === name.replace(/\.in-addr\.arpa$/, '').split('.').reverse().join('.'));
       if (rec) return reply('NOERROR', [{ type: 'PTR', name: question.name, ttl: TTL, data: rec.names[0]! }]);
     } else {
       const hits = records.filter((r) => r.names.includes(name));
       if (hits.length) {
-        if (question.type === 'A') {
-          const start = this.turn++ % hits.length;
-          const ordered = [...hits.slice(start), ...hits.slice(0, start)];
-          return reply('NOERROR', ordered.map((h) => ({ type: 'A', name: question.name, ttl: TTL, data: h.ip })));
+        const type = question.type;
+        if (type === 'A' || type === 'AAAA') {
+          const addrs = hits.map((h) => (type === 'A' ? h.ip : h.ip6)).filter((x): x is string => !!x);
+          const start = addrs.length ? this.turn++ % addrs.length : 0;
+          const ordered = [...addrs.slice(start), ...addrs.slice(0, start)];
+          return reply('NOERROR', ordered.map((data) => ({ type, name: question.name, ttl: TTL, data })));
         }
-        return reply('NOERROR'); // AAAA and others: the name exists, no IPv6 here
+        return reply('NOERROR'); // other types: the name exists, nothing of that type
       }
       if (!name.includes('.') && question.type !== 'PTR') return reply('NXDOMAIN'); // a bare name we do not know
     }
@@ -100,6 +105,12 @@ export class NetworkDns {
     return null;
   }
 }
+
+/** The reverse-lookup name of an IPv6 address: its 32 nibbles, last first, under ip6.arpa. */
+export function ip6Arpa(ip: string): string {
+  return bigToIp6Hex(ip6ToBig(ip)).split('').reverse().join('.') + '.ip6.arpa';
+}
+const bigToIp6Hex = (n: bigint): string => n.toString(16).padStart(32, '0');
 
 export function hostResolvers(): string[] {
   try {

@@ -23,14 +23,21 @@ export async function startProxy(o: { proto: 'tcp' | 'udp'; hostIp: string; host
       client.on('error', end); upstream.on('error', end);
       client.on('close', end); upstream.on('close', end);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (e) => reject(inUse(e as NodeJS.ErrnoException)));
-      server.listen({ port: o.hostPort, host: bindIp, exclusive: true }, () => resolve());
+    const listen = (host: string, ipv6Only?: boolean) => new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port: o.hostPort, host, exclusive: true, ipv6Only }, () => { server.off('error', reject); resolve(); });
     });
+    // all addresses: IPv6 ones too ([::]:port, dual-stack), as the Engine publishes, unless the
+    // host has no IPv6
+    const dual = !o.hostIp ? await listen('::', false).then(() => true, (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EAFNOSUPPORT' || e.code === 'EADDRNOTAVAIL') return false;
+      throw inUse(e);
+    }) : false;
+    if (!dual) await listen(bindIp).catch((e) => { throw inUse(e as NodeJS.ErrnoException); });
     return { hostPort: (server.address() as net.AddressInfo).port, close: () => { server.close(); for (const c of conns) c.destroy(); } };
   }
   // UDP: one upstream socket per client address, dropped after a minute of silence
-  const sock = dgram.createSocket('udp4');
+  const sock = dgram.createSocket(bindIp.includes(':') ? 'udp6' : 'udp4');
   const peers = new Map<string, { s: dgram.Socket; timer: NodeJS.Timeout }>();
   sock.on('message', (msg, rinfo) => {
     const key = `${rinfo.address}:${rinfo.port}`;
