@@ -5,14 +5,15 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
-import { ContentStore } from '../store/content.js';
-import { LayerStore } from '../store/layers.js';
+import { fsyncDir, syncFilesystem } from '../store/atomic.js';
+import { ContentStore, DigestMismatchError } from '../store/content.js';
+import { LayerStore, type LayerMeta } from '../store/layers.js';
 import { ImageStore, type StoredImage } from '../store/images.js';
 import {
   MediaTypes, RefError, chainIds, familiarRepo, familiarString, isDigest, parseRef, parseRefWithDefaultTag, refKey, sha256,
   type ImageConfigBlob, type ImageRef,
 } from '../oci/image.js';
-import { maybeDecompress } from '../oci/tar-extract.js';
+import { extractTar, maybeDecompress } from '../oci/tar-extract.js';
 import { ScratchArchive, packArchive, type SaveEntry } from './image-archive.js';
 
 /** The image as `docker image inspect` shows it. */
@@ -42,6 +43,14 @@ export interface ImageEvents {
 export type UsageChecker = (imageId: string) => Array<string | { Id: string; running?: boolean }>;
 
 export interface DeleteResponseItem { Untagged?: string; Deleted?: string }
+
+/** A layer unpacked and stored under temp names (ImageService.prepareLayer). */
+export interface PreparedLayer extends LayerMeta {
+  /** Renames blob and layer into place; the parent layer must be committed already. */
+  commit(): Promise<LayerMeta>;
+  /** Removes the temp files (a layer that is committed stays). */
+  abort(): Promise<void>;
+}
 
 const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
 const ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -321,7 +330,8 @@ export class ImageService {
     const used = this.store.usedChains();
     for (const c of [...chains].reverse()) {
       const l = this.layers.get(c);
-      if (!l || used.has(c)) continue;
+      // pinned by someone else too (a concurrent pull of the same layers): theirs to keep
+      if (!l || used.has(c) || (this.pinned.get(c) ?? 0) > 1) continue;
       await this.layers.remove(c);
       await this.content.delete(l.diffId).catch(() => {});
     }
@@ -347,19 +357,55 @@ export class ImageService {
 
   // --- creating images ---------------------------------------------------------------------
 
-  /** Stores an uncompressed layer tar (blob named by its diffID) and unpacks it on parent. */
-  async addLayer(tarStream: Readable, parent: string | null, expectedDiffId?: string): Promise<{ chainId: string; diffId: string; size: number }> {
-    const { digest } = await this.content.put(maybeDecompress(tarStream), expectedDiffId);
-    const chain = parent ? sha256(`${parent} ${digest}`) : digest;
-    const meta = this.layers.get(chain) ?? (await this.layers.register(this.content.read(digest), parent, digest));
-    return { chainId: meta.chainId, diffId: digest, size: meta.size };
+  /**
+   * One pass over an uncompressed layer tar: the bytes are hashed, stored as the layer's blob
+   * and unpacked at once, both under temp names (a `.ingest-*` file and a `.partial-*`
+   * directory), nothing synced. Nothing is visible before commit(), which the caller runs
+   * bottom-up after syncFilesystem(); a diffID other than expectedDiffId refuses the layer.
+   */
+  async prepareLayer(plain: Readable, parent: string | null, expectedDiffId?: string): Promise<PreparedLayer> {
+    const ingest = await this.content.ingest();
+    const tmp = await this.layers.begin().catch(async (e) => { await ingest.abort(); throw e; });
+    const abort = async (): Promise<void> => { await Promise.all([ingest.abort(), this.layers.discard(tmp)]); };
+    try {
+      const tee = ingest.tee();
+      plain.on('error', (e) => tee.destroy(e));
+      const { size } = await extractTar(plain.pipe(tee), join(tmp, 'diff'));
+      const diffId = ingest.digest;
+      if (expectedDiffId && expectedDiffId !== diffId) throw new DigestMismatchError(`layer digest mismatch: expected ${expectedDiffId}, got ${diffId}`);
+      const meta: LayerMeta = { chainId: parent ? sha256(`${parent} ${diffId}`) : diffId, diffId, parent, size };
+      await this.layers.seal(tmp, meta);
+      return {
+        ...meta,
+        // the blob first: a layer whose blob is missing could not be saved or pushed
+        commit: async () => { await ingest.commit(); return this.layers.commit(tmp, meta); },
+        abort,
+      };
+    } catch (err) {
+      await abort();
+      throw err;
+    }
   }
 
-  /** Unpacks a layer whose uncompressed blob is already in the content store (a pull stores it first). */
-  async registerStoredLayer(diffId: string, parent: string | null): Promise<{ chainId: string; diffId: string; size: number }> {
-    const chain = parent ? sha256(`${parent} ${diffId}`) : diffId;
-    const meta = this.layers.get(chain) ?? (await this.layers.register(this.content.read(diffId), parent, diffId));
-    return { chainId: meta.chainId, diffId, size: meta.size };
+  /** After commits: the renames made durable, before any image record names the layers. */
+  async flushLayerDirs(): Promise<void> {
+    await fsyncDir(this.content.dir);
+    await fsyncDir(this.layers.dir);
+  }
+
+  /** Stores an uncompressed layer tar (blob named by its diffID) and unpacks it on parent. */
+  async addLayer(tarStream: Readable, parent: string | null, expectedDiffId?: string): Promise<{ chainId: string; diffId: string; size: number }> {
+    const p = await this.prepareLayer(maybeDecompress(tarStream), parent, expectedDiffId);
+    let meta: LayerMeta;
+    try {
+      await syncFilesystem(this.layers.dir);
+      meta = await p.commit();
+    } catch (err) {
+      await p.abort();
+      throw err;
+    }
+    await this.flushLayerDirs();
+    return { chainId: meta.chainId, diffId: meta.diffId, size: meta.size };
   }
 
   /** Registers an image from its config blob bytes whose layers are already present. */

@@ -51,7 +51,7 @@ export class RegistryService {
       const top = await fetchManifest(client, ref, scope);
       return async (progress) => {
         try {
-          const id = await pullRest({ client, images: this.images, ref, top, platform, scope, tmpDir: this.tmpDir, concurrency: this.concurrency, progress });
+          const id = await pullRest({ client, images: this.images, ref, top, platform, scope, concurrency: this.concurrency, progress });
           this.images.publishEvent('pull', id, familiarString(ref));
           return id;
         } finally { await client.close(); }
