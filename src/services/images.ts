@@ -3,7 +3,7 @@
 import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, type Transform } from 'node:stream';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
 import { fsyncDir, syncFilesystem } from '../store/atomic.js';
 import { ContentStore, DigestMismatchError } from '../store/content.js';
@@ -364,12 +364,16 @@ export class ImageService {
    * bottom-up after syncFilesystem(); a diffID other than expectedDiffId refuses the layer.
    */
   async prepareLayer(plain: Readable, parent: string | null, expectedDiffId?: string): Promise<PreparedLayer> {
+    // an error while the temp names are made (a download cut early) must not go unheard
+    let failed: Error | undefined;
+    let tee: Transform | undefined;
+    plain.on('error', (e) => { failed ??= e; tee?.destroy(e); });
     const ingest = await this.content.ingest();
     const tmp = await this.layers.begin().catch(async (e) => { await ingest.abort(); throw e; });
     const abort = async (): Promise<void> => { await Promise.all([ingest.abort(), this.layers.discard(tmp)]); };
     try {
-      const tee = ingest.tee();
-      plain.on('error', (e) => tee.destroy(e));
+      if (failed) throw failed;
+      tee = ingest.tee();
       const { size } = await extractTar(plain.pipe(tee), join(tmp, 'diff'));
       const diffId = ingest.digest;
       if (expectedDiffId && expectedDiffId !== diffId) throw new DigestMismatchError(`layer digest mismatch: expected ${expectedDiffId}, got ${diffId}`);
