@@ -87,6 +87,9 @@ export class ImageService {
       if (!img.ChainIds.every((c) => this.layers.has(c))) await this.store.delete(img.Id);
     }
     await this.gcLayers();
+    // blobs nothing names: a config stored by a pull or load killed before its image record
+    const named = new Set([...this.store.all().map((i) => i.Id), ...this.layers.all().map((l) => l.diffId)]);
+    for (const b of await this.content.list()) if (!named.has(b)) await this.content.delete(b);
   }
 
   setUsageChecker(fn: UsageChecker): void { this.usage = fn; }

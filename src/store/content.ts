@@ -29,6 +29,11 @@ export class ContentStore {
     return join(this.dir, m[1]);
   }
 
+  /** Digests of the stored blobs. */
+  async list(): Promise<string[]> {
+    return (await fsp.readdir(this.dir)).filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
+  }
+
   async has(digest: string): Promise<boolean> {
     return fsp.access(this.path(digest)).then(() => true, () => false);
   }
