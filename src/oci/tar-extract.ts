@@ -123,6 +123,8 @@ async function setXattr(path: string, name: string, value: string): Promise<void
 export interface ExtractOptions {
   /** Docker/OCI whiteouts become overlay whiteouts (layers); off for docker cp. */
   whiteouts?: boolean;
+  /** File content written synchronously too (in a worker thread, where blocking is free). */
+  syncWrites?: boolean;
   /** docker cp's noOverwriteDirNonDir: refuse to replace a directory by a non-directory or back. */
   noOverwriteDirNonDir?: boolean;
   /** Owner of everything written, instead of the tar's uid/gid (docker cp without -a). */
@@ -147,8 +149,15 @@ export async function extractLayer(input: Readable, dest: string, opts: ExtractO
 }
 
 /** Copies a tar entry's content to fd: a small file in one write, a large one in batches. */
-async function copyEntry(entry: AsyncIterable<Buffer>, fd: number, declared: number): Promise<number> {
+async function copyEntry(entry: AsyncIterable<Buffer>, fd: number, declared: number, sync = false): Promise<number> {
   let total = 0;
+  if (sync) {
+    for await (const chunk of entry) {
+      for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off, chunk.length - off);
+      total += chunk.length;
+    }
+    return total;
+  }
   if (declared <= WRITE_BATCH) {
     const chunks: Buffer[] = [];
     for await (const chunk of entry) { chunks.push(chunk); total += chunk.length; }
@@ -213,7 +222,7 @@ export async function extractTar(plain: Readable, dest: string, opts: ExtractOpt
           removeExisting(path, false);
           const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
           try {
-            size += await copyEntry(entry as AsyncIterable<Buffer>, fd, h.size ?? 0);
+            size += await copyEntry(entry as AsyncIterable<Buffer>, fd, h.size ?? 0, opts.syncWrites);
             fchownSync(fd, uid, gid);
             fchmodSync(fd, mode);
             if (h.mtime) futimesSync(fd, h.mtime, h.mtime);

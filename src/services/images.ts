@@ -3,7 +3,7 @@
 import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { PassThrough, Readable, type Transform } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
 import { fsyncDir, syncFilesystem } from '../store/atomic.js';
 import { ContentStore, DigestMismatchError } from '../store/content.js';
@@ -13,7 +13,7 @@ import {
   MediaTypes, RefError, chainIds, familiarRepo, familiarString, isDigest, parseRef, parseRefWithDefaultTag, refKey, sha256,
   type ImageConfigBlob, type ImageRef,
 } from '../oci/image.js';
-import { extractTar, maybeDecompress } from '../oci/tar-extract.js';
+import { unpackInWorker } from '../store/unpack.js';
 import { ScratchArchive, packArchive, type SaveEntry } from './image-archive.js';
 
 /** The image as `docker image inspect` shows it. */
@@ -361,31 +361,31 @@ export class ImageService {
   // --- creating images ---------------------------------------------------------------------
 
   /**
-   * One pass over an uncompressed layer tar: the bytes are hashed, stored as the layer's blob
-   * and unpacked at once, both under temp names (a `.ingest-*` file and a `.partial-*`
-   * directory), nothing synced. Nothing is visible before commit(), which the caller runs
-   * bottom-up after syncFilesystem(); a diffID other than expectedDiffId refuses the layer.
+   * One pass over a layer tar (gzipped or not): decompressed, hashed, stored as the layer's
+   * blob and unpacked at once (unpack.ts, in a worker thread), both under temp names (a
+   * `.ingest-*` file and a `.partial-*` directory), nothing synced. Nothing is visible before
+   * commit(), which the caller runs bottom-up after syncFilesystem(); a diffID other than
+   * expectedDiffId refuses the layer, as does a digest of the bytes as given (a download's
+   * compressed blob) other than `inputDigest`. `transfer`: see unpackInWorker.
    */
-  async prepareLayer(plain: Readable, parent: string | null, expectedDiffId?: string): Promise<PreparedLayer> {
+  async prepareLayer(input: Readable, parent: string | null, expectedDiffId?: string, o: { transfer?: boolean; inputDigest?: string } = {}): Promise<PreparedLayer> {
     // an error while the temp names are made (a download cut early) must not go unheard
     let failed: Error | undefined;
-    let tee: Transform | undefined;
-    plain.on('error', (e) => { failed ??= e; tee?.destroy(e); });
-    const ingest = await this.content.ingest();
-    const tmp = await this.layers.begin().catch(async (e) => { await ingest.abort(); throw e; });
-    const abort = async (): Promise<void> => { await Promise.all([ingest.abort(), this.layers.discard(tmp)]); };
+    input.on('error', (e) => { failed ??= e; });
+    const ingest = this.content.ingestPath();
+    const tmp = await this.layers.begin();
+    const abort = async (): Promise<void> => { await Promise.all([fsp.rm(ingest, { force: true }), this.layers.discard(tmp)]); };
     try {
       if (failed) throw failed;
-      tee = ingest.tee();
-      const { size } = await extractTar(plain.pipe(tee), join(tmp, 'diff'));
-      const diffId = ingest.digest;
+      const { diffId, size, inputDigest } = await unpackInWorker(input, ingest, join(tmp, 'diff'), o);
+      if (o.inputDigest && o.inputDigest !== inputDigest) throw new DigestMismatchError(`blob digest mismatch: expected ${o.inputDigest}, got ${inputDigest}`);
       if (expectedDiffId && expectedDiffId !== diffId) throw new DigestMismatchError(`layer digest mismatch: expected ${expectedDiffId}, got ${diffId}`);
       const meta: LayerMeta = { chainId: parent ? sha256(`${parent} ${diffId}`) : diffId, diffId, parent, size };
       await this.layers.seal(tmp, meta);
       return {
         ...meta,
         // the blob first: a layer whose blob is missing could not be saved or pushed
-        commit: async () => { await ingest.commit(); return this.layers.commit(tmp, meta); },
+        commit: async () => { await this.content.commitIngest(ingest, diffId); return this.layers.commit(tmp, meta); },
         abort,
       };
     } catch (err) {
@@ -402,7 +402,7 @@ export class ImageService {
 
   /** Stores an uncompressed layer tar (blob named by its diffID) and unpacks it on parent. */
   async addLayer(tarStream: Readable, parent: string | null, expectedDiffId?: string): Promise<{ chainId: string; diffId: string; size: number }> {
-    const p = await this.prepareLayer(maybeDecompress(tarStream), parent, expectedDiffId);
+    const p = await this.prepareLayer(tarStream, parent, expectedDiffId);
     let meta: LayerMeta;
     try {
       await syncFilesystem(this.layers.dir);

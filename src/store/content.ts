@@ -1,14 +1,12 @@
 // Content-addressed blob store: content/sha256/<hex>. A blob is written to a temp file while
 // its digest is computed, and renamed into place only when the digest matches, so a stored blob
 // is always what its name says. Temp files (`.ingest-*`) are removed at start.
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ensureDir, fsyncDir } from './atomic.js';
-import { BatchWriter, WRITE_BATCH } from './batch-writer.js';
 
 const DIGEST_RE = /^sha256:([a-f0-9]{64})$/;
 
@@ -58,77 +56,21 @@ export class ContentStore {
     }
   }
 
-  /** A blob written as it streams by (see Ingest); nothing is visible before commit(). */
-  async ingest(): Promise<Ingest> {
-    const tmp = join(this.dir, `.ingest-${randomBytes(8).toString('hex')}`);
-    return new Ingest(this, tmp, await fsp.open(tmp, 'wx', 0o600));
-  }
+  /**
+   * A temp name for a blob written by someone else (unpack.ts: a layer tar stored while it is
+   * unpacked); init() removes what a crash leaves. Nothing is visible before commitIngest().
+   */
+  ingestPath(): string { return join(this.dir, `.ingest-${randomBytes(8).toString('hex')}`); }
+
+  /**
+   * Renames an ingested temp file under its digest (an existing blob of that digest is the same
+   * bytes). The caller synced the filesystem before and fsyncs the directory after.
+   */
+  async commitIngest(tmp: string, digest: string): Promise<void> { await fsp.rename(tmp, this.path(digest)); }
 
   read(digest: string): Readable { return createReadStream(this.path(digest)); }
   async readJson<T>(digest: string): Promise<T> { return JSON.parse(await fsp.readFile(this.path(digest), 'utf8')) as T; }
   async readBytes(digest: string): Promise<Buffer> { return fsp.readFile(this.path(digest)); }
   async size(digest: string): Promise<number> { return (await fsp.stat(this.path(digest))).size; }
   async delete(digest: string): Promise<void> { await fsp.rm(this.path(digest), { force: true }); }
-}
-
-/**
- * A blob being written while the same bytes go elsewhere (a layer tar that is unpacked in the
- * same pass): tee() hashes and writes every chunk to a temp file and passes it on. Nothing is
- * synced here; the caller syncs the filesystem once (syncFilesystem) before commit() renames the
- * file under its digest, so a crash leaves either nothing or a temp file that init() removes.
- */
-export class Ingest {
-  private readonly hash: Hash = createHash('sha256');
-  private readonly writer: BatchWriter;
-  private result: string | undefined;
-  private closed = false;
-  size = 0;
-
-  constructor(private readonly store: ContentStore, readonly tmp: string, private readonly fh: FileHandle) {
-    this.writer = new BatchWriter(fh);
-  }
-
-  /** A pass-through stream: its end waits until every byte is in the temp file. */
-  tee(): Transform {
-    return new Transform({
-      highWaterMark: WRITE_BATCH,
-      transform: (chunk: Buffer, _e, cb) => {
-        this.hash.update(chunk);
-        this.size += chunk.length;
-        const wait = this.writer.add(chunk);
-        if (wait) wait.then(() => cb(null, chunk), cb);
-        else cb(null, chunk);
-      },
-      flush: (cb) => {
-        this.result = 'sha256:' + this.hash.digest('hex');
-        this.writer.end().then(() => this.close()).then(() => cb(), cb);
-      },
-    });
-  }
-
-  private async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.fh.close();
-  }
-
-  /** The digest of everything that went through tee(); set once it ended. */
-  get digest(): string {
-    if (!this.result) throw new Error('ingest not finished');
-    return this.result;
-  }
-
-  /** Renames the temp file under its digest (an existing blob of that digest is the same bytes). */
-  async commit(): Promise<string> {
-    const digest = this.digest;
-    await this.close();
-    await fsp.rename(this.tmp, this.store.path(digest));
-    return digest;
-  }
-
-  async abort(): Promise<void> {
-    await this.writer.discard();
-    await this.close().catch(() => {});
-    await fsp.rm(this.tmp, { force: true });
-  }
 }

@@ -1,14 +1,14 @@
 // docker pull: manifest (by tag or digest; an index resolved to the wanted platform), config,
 // then layers downloaded in parallel, each verified, decompressed, stored and unpacked while it
-// downloads (under temp names), then one syncfs and the layers made visible bottom-up, with the
-// Engine's progress messages. A blob that does not match its digest, or a download cut short,
-// fails the pull and nothing of it is kept.
+// downloads (under temp names, in worker threads: store/unpack.ts), then a syncfs (most of the
+// data flushed already while later layers downloaded) and the layers made visible bottom-up,
+// with the Engine's progress messages. A blob that does not match its digest, or a download
+// cut short, fails the pull and nothing of it is kept.
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { InvalidParameterError, NotFoundError, SystemError } from '../../errors.js';
 import { chainIds, familiarString, refKey, splitDomain, type ImageRef } from '../../oci/image.js';
 import type { ImageService, PreparedLayer } from '../images.js';
-import { maybeDecompress } from '../../oci/tar-extract.js';
 import { syncFilesystem } from '../../store/atomic.js';
 import { DigestMismatchError } from '../../store/content.js';
 import type { RegistryClient } from './client.js';
@@ -71,15 +71,14 @@ async function fetchLayer(o: {
   const { desc } = o;
   const res = await o.client.fetch(`/v2/${o.path}/blobs/${desc.digest}`, { scope: o.scope, signal: o.signal });
   if (res.status >= 300) { await res.body.dump().catch(() => {}); throw new SystemError(`error pulling blob ${desc.digest}: registry answered ${res.status}`); }
-  const hash = createHash('sha256');
   let n = 0;
-  // hashes the compressed bytes and hands them on in large chunks (few trips to zlib's thread pool)
+  // counts the compressed bytes and hands them on in large chunks (few messages to the worker
+  // thread, few trips to zlib's thread pool there); the worker checks their digest
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   const meter = new Transform({
     highWaterMark: NET_BATCH,
     transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
       n += chunk.length;
       o.onBytes(n);
       pending.push(chunk);
@@ -96,7 +95,7 @@ async function fetchLayer(o: {
   res.body.pipe(meter);
   let layer: PreparedLayer;
   try {
-    layer = await o.images.prepareLayer(maybeDecompress(meter), o.parent, o.diffId);
+    layer = await o.images.prepareLayer(meter, o.parent, o.diffId, { transfer: true, inputDigest: desc.digest });
   } catch (err) {
     res.body.destroy(); // stop the download: a body nobody reads would keep the connection open
     meter.destroy();
@@ -107,8 +106,7 @@ async function fetchLayer(o: {
     }
     throw err;
   }
-  const got = `sha256:${hash.digest('hex')}`;
-  if (got !== desc.digest || (desc.size !== undefined && n !== desc.size)) {
+  if (desc.size !== undefined && n !== desc.size) {
     await layer.abort();
     throw new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`);
   }
@@ -168,9 +166,16 @@ export async function pullRest(o: {
   images.pin(chains); // a concurrent rmi must not collect the layers before the image exists
   const stop = new AbortController();
   const prepared: Array<PreparedLayer | undefined> = [];
+  // a layer unpacked while others still download is flushed to disk meanwhile, so that the
+  // syncfs that must precede the commits has little left to write
+  let flushing: Promise<void> | undefined;
+  const flushEarly = (): void => {
+    flushing ??= syncFilesystem(images.layers.dir).catch(() => {}).finally(() => { flushing = undefined; });
+  };
   try {
     // every missing layer downloaded, verified and unpacked in one pass, `concurrency` at a time
     const todo = layersDesc.map((d, i) => ({ d, i })).filter((x) => !present[x.i]);
+    let unpacked = 0;
     for (const { d } of todo.slice(o.concurrency)) progress({ status: 'Waiting', progressDetail: {}, id: short(d.digest) });
     await limited(todo, o.concurrency, async ({ d, i }) => {
       let last = 0;
@@ -187,10 +192,12 @@ export async function pullRest(o: {
         stop.abort(err); // the other downloads stop too
         throw err;
       }
+      if (++unpacked < todo.length) flushEarly();
       progress({ status: 'Verifying Checksum', progressDetail: {}, id: short(d.digest) });
       progress({ status: 'Download complete', progressDetail: {}, id: short(d.digest) });
     });
     // one flush for everything written, then the layers made visible bottom-up
+    await flushing;
     if (todo.length) await syncFilesystem(images.layers.dir);
     for (const { d, i } of todo) {
       const id = short(d.digest);
