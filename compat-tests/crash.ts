@@ -8,7 +8,8 @@ import { BERTHD, type Daemon } from './harness.js';
 
 export interface CrashRoundResult { round: number; problems: string[]; containers: number; running: number }
 
-function runCheck(d: Daemon): Promise<{ code: number; out: string }> {
+/** `berthd check` on the (stopped or killed) daemon's data-root and exec-root. */
+export function runCheck(d: Daemon): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [BERTHD, 'check', '--data-root', d.dataRoot, '--exec-root', d.execRoot]);
     let out = '';

@@ -2,15 +2,20 @@
 // Every parent component is checked with lstat (a symlink parent is refused, a missing one is
 // created), files are opened O_EXCL|O_NOFOLLOW, hard links must name an entry inside the root,
 // and `..`/absolute names are contained or refused. Docker/OCI whiteouts become overlayfs
-// whiteouts (char device 0:0, opaque xattr). Returns the diffID (sha256 of the uncompressed tar).
-import { constants, promises as fsp } from 'node:fs';
+// whiteouts (char device 0:0, opaque xattr). extractLayer also returns the diffID (sha256 of the
+// uncompressed tar); extractTar takes a tar already decompressed (and hashed) by the caller.
+import {
+  chmodSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync,
+  openSync, rmSync, symlinkSync, utimesSync, writeSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { Readable, Transform, pipeline } from 'node:stream';
+import { PassThrough, Readable, Transform, pipeline, type Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
+import { BatchWriter, WRITE_BATCH } from '../store/batch-writer.js';
 
 const run = promisify(execFile);
 
@@ -30,45 +35,61 @@ export function safeComponents(name: string): string[] {
   return out;
 }
 
-/** Gunzips when the stream starts with the gzip magic; passes plain tar through. */
+/** zlib output chunk: large chunks mean few trips to the thread pool and few stream hops. */
+const INFLATE_CHUNK = 1 << 20;
+
+/**
+ * Gunzips when the stream starts with the gzip magic; passes plain tar through. The returned
+ * stream ending early (destroyed) destroys input too.
+ */
 export function maybeDecompress(input: Readable): Readable {
-  const out = new Transform({ transform(chunk, _enc, cb) { cb(null, chunk); } });
-  let head: Buffer = Buffer.alloc(0);
-  let decided = false;
-  const decide = (): void => {
-    decided = true;
+  const out = new PassThrough({ highWaterMark: INFLATE_CHUNK });
+  const head: Buffer[] = [];
+  let len = 0;
+  const onData = (c: Buffer): void => { head.push(c); len += c.length; if (len >= 4) decide(false); };
+  const onEnd = (): void => decide(true);
+  const decide = (ended: boolean): void => {
     input.removeListener('data', onData);
     input.removeListener('end', onEnd);
     input.pause();
-    const src = Readable.from((async function* () { if (head.length) yield head; })());
-    const isGzip = head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
-    if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) {
+    const first = Buffer.concat(head);
+    if (first.length >= 4 && first.readUInt32LE(0) === 0xfd2fb528) {
       out.destroy(new UnsafeArchiveError('zstd-compressed layers are not supported'));
       return;
     }
-    const rest = Readable.from((async function* () { for await (const c of src) yield c; for await (const c of input) yield c; })());
-    if (isGzip) pipeline(rest, createGunzip(), out, () => {});
-    else pipeline(rest, out, () => {});
+    let target: Writable = out;
+    if (first.length >= 2 && first[0] === 0x1f && first[1] === 0x8b) {
+      const gunzip = createGunzip({ chunkSize: INFLATE_CHUNK });
+      gunzip.on('error', (e) => out.destroy(e));
+      gunzip.pipe(out);
+      target = gunzip;
+    }
+    if (first.length) target.write(first);
+    if (ended) target.end();
+    else input.pipe(target);
   };
-  const onData = (c: Buffer): void => { head = Buffer.concat([head, c]); if (head.length >= 4) decide(); };
-  const onEnd = (): void => { if (!decided) decide(); };
   input.on('data', onData);
   input.on('end', onEnd);
   input.on('error', (e) => out.destroy(e));
+  out.on('close', () => { if (!input.readableEnded) input.destroy(); });
   return out;
 }
 
 interface Pending { path: string; mode: number; uid: number; gid: number; mtime?: Date }
 
+// Metadata calls (lstat, open, chown, symlink, ...) are synchronous: each takes microseconds on a
+// local filesystem, while a trip through libuv's thread pool costs far more and queues behind the
+// large writes of other layers unpacking at the same time (a layer of many small files took a
+// second that way). File content is written asynchronously in large batches.
+
 /** Walks to the parent of comps inside root, creating missing dirs and refusing symlinked ones. */
-async function safeParent(root: string, comps: string[]): Promise<string> {
+function safeParent(root: string, comps: string[]): string {
   let cur = root;
   for (const c of comps.slice(0, -1)) {
     cur = join(cur, c);
-    let st;
-    try { st = await fsp.lstat(cur); } catch (e: any) {
-      if (e.code !== 'ENOENT') throw e;
-      await fsp.mkdir(cur, { mode: 0o755 });
+    const st = lstatSync(cur, { throwIfNoEntry: false });
+    if (!st) {
+      mkdirSync(cur, { mode: 0o755 });
       continue;
     }
     if (st.isSymbolicLink()) throw new UnsafeArchiveError(`refusing to write through a symlink: ${comps.join('/')}`);
@@ -77,11 +98,11 @@ async function safeParent(root: string, comps: string[]): Promise<string> {
   return cur;
 }
 
-async function removeExisting(path: string, keepDir: boolean): Promise<boolean> {
-  let st;
-  try { st = await fsp.lstat(path); } catch { return false; }
+function removeExisting(path: string, keepDir: boolean): boolean {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return false;
   if (keepDir && st.isDirectory()) return true;
-  await fsp.rm(path, { recursive: true, force: true });
+  rmSync(path, { recursive: true, force: true });
   return false;
 }
 
@@ -102,14 +123,16 @@ async function setXattr(path: string, name: string, value: string): Promise<void
 export interface ExtractOptions {
   /** Docker/OCI whiteouts become overlay whiteouts (layers); off for docker cp. */
   whiteouts?: boolean;
+  /** File content written synchronously too (in a worker thread, where blocking is free). */
+  syncWrites?: boolean;
   /** docker cp's noOverwriteDirNonDir: refuse to replace a directory by a non-directory or back. */
   noOverwriteDirNonDir?: boolean;
   /** Owner of everything written, instead of the tar's uid/gid (docker cp without -a). */
   owner?: { uid: number; gid: number };
 }
 
-async function checkDirNonDir(path: string, isDir: boolean): Promise<void> {
-  const st = await fsp.lstat(path).catch(() => null);
+function checkDirNonDir(path: string, isDir: boolean): void {
+  const st = lstatSync(path, { throwIfNoEntry: false });
   if (!st) return;
   if (st.isDirectory() && !isDir) throw new UnsafeArchiveError(`cannot overwrite directory "${path}" with non-directory`);
   if (!st.isDirectory() && isDir) throw new UnsafeArchiveError(`cannot overwrite non-directory "${path}" with directory`);
@@ -117,28 +140,63 @@ async function checkDirNonDir(path: string, isDir: boolean): Promise<void> {
 
 /** Extracts the (optionally gzipped) tar stream into dest (a layer dir, or a directory docker cp writes to). */
 export async function extractLayer(input: Readable, dest: string, opts: ExtractOptions = {}): Promise<ExtractResult> {
-  const whiteouts = opts.whiteouts ?? true;
   const hash = createHash('sha256');
-  const plain = maybeDecompress(input);
   const hashing = new Transform({ transform(chunk, _e, cb) { hash.update(chunk); cb(null, chunk); } });
+  const plain = maybeDecompress(input);
+  plain.on('error', (e) => hashing.destroy(e));
+  const { size } = await extractTar(plain.pipe(hashing), dest, opts);
+  return { diffId: 'sha256:' + hash.digest('hex'), size };
+}
+
+/** Copies a tar entry's content to fd: a small file in one write, a large one in batches. */
+async function copyEntry(entry: AsyncIterable<Buffer>, fd: number, declared: number, sync = false): Promise<number> {
+  let total = 0;
+  if (sync) {
+    for await (const chunk of entry) {
+      for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off, chunk.length - off);
+      total += chunk.length;
+    }
+    return total;
+  }
+  if (declared <= WRITE_BATCH) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of entry) { chunks.push(chunk); total += chunk.length; }
+    const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+    for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off);
+    return total;
+  }
+  const w = new BatchWriter(fd);
+  try {
+    for await (const chunk of entry) {
+      total += chunk.length;
+      await w.add(chunk);
+    }
+    await w.end();
+  } finally { await w.discard(); }
+  return total;
+}
+
+/** Extracts an uncompressed tar stream into dest. Returns the bytes of regular-file content. */
+export async function extractTar(plain: Readable, dest: string, opts: ExtractOptions = {}): Promise<{ size: number }> {
+  const whiteouts = opts.whiteouts ?? true;
   const ex = tar.extract();
   const dirs: Pending[] = [];
   const links: Pending[] = [];
   let size = 0;
 
   const done = new Promise<void>((resolve, reject) => {
-    pipeline(plain, hashing, ex, (err) => (err ? reject(err) : resolve()));
+    pipeline(plain, ex, (err) => (err ? reject(err) : resolve()));
   });
   const consume = (async () => {
     for await (const entry of ex) {
       const h = entry.header;
       const comps = safeComponents(h.name);
       if (comps.length === 0) { entry.resume(); continue; } // "./" itself
-      const parent = await safeParent(dest, comps);
+      const parent = safeParent(dest, comps);
       const base = comps[comps.length - 1];
       const mode = (h.mode ?? 0o644) & 0o7777;
       const uid = opts.owner?.uid ?? h.uid ?? 0, gid = opts.owner?.gid ?? h.gid ?? 0;
-      if (opts.noOverwriteDirNonDir) await checkDirNonDir(join(parent, base), h.type === 'directory');
+      if (opts.noOverwriteDirNonDir) checkDirNonDir(join(parent, base), h.type === 'directory');
       // Whiteouts
       if (whiteouts && base === '.wh..wh..opq') {
         await setXattr(parent, 'trusted.overlay.opaque', 'y');
@@ -146,34 +204,34 @@ export async function extractLayer(input: Readable, dest: string, opts: ExtractO
       }
       if (whiteouts && base.startsWith('.wh.')) {
         const target = join(parent, base.slice(4));
-        await removeExisting(target, false);
+        removeExisting(target, false);
         await mknod(target, 'c', 0, 0);
         entry.resume(); continue;
       }
       const path = join(parent, base);
       switch (h.type) {
         case 'directory': {
-          const exists = await removeExisting(path, true);
-          if (!exists) await fsp.mkdir(path, { mode: 0o700 });
+          const exists = removeExisting(path, true);
+          if (!exists) mkdirSync(path, { mode: 0o700 });
           dirs.push({ path, mode, uid, gid, mtime: h.mtime });
           entry.resume();
           break;
         }
         case 'file':
         case 'contiguous-file': {
-          await removeExisting(path, false);
-          const fh = await fsp.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+          removeExisting(path, false);
+          const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
           try {
-            for await (const chunk of entry as AsyncIterable<Buffer>) { await fh.write(chunk); size += chunk.length; }
-            await fh.chown(uid, gid);
-            await fh.chmod(mode);
-            if (h.mtime) await fh.utimes(h.mtime, h.mtime);
-          } finally { await fh.close(); }
+            size += await copyEntry(entry as AsyncIterable<Buffer>, fd, h.size ?? 0, opts.syncWrites);
+            fchownSync(fd, uid, gid);
+            fchmodSync(fd, mode);
+            if (h.mtime) futimesSync(fd, h.mtime, h.mtime);
+          } finally { closeSync(fd); }
           break;
         }
         case 'symlink': {
-          await removeExisting(path, false);
-          await fsp.symlink(h.linkname ?? '', path);
+          removeExisting(path, false);
+          symlinkSync(h.linkname ?? '', path);
           links.push({ path, mode, uid, gid, mtime: h.mtime });
           entry.resume();
           break;
@@ -181,25 +239,25 @@ export async function extractLayer(input: Readable, dest: string, opts: ExtractO
         case 'link': {
           const tcomps = safeComponents(h.linkname ?? '');
           if (tcomps.length === 0) throw new UnsafeArchiveError(`invalid hard link target: ${JSON.stringify(h.linkname)}`);
-          const tparent = await safeParent(dest, tcomps);
+          const tparent = safeParent(dest, tcomps);
           const target = join(tparent, tcomps[tcomps.length - 1]);
-          const st = await fsp.lstat(target).catch(() => null);
+          const st = lstatSync(target, { throwIfNoEntry: false });
           if (!st) throw new UnsafeArchiveError(`hard link target not in the layer: ${JSON.stringify(h.linkname)}`);
           if (st.isDirectory()) throw new UnsafeArchiveError(`hard link to a directory: ${JSON.stringify(h.linkname)}`);
-          await removeExisting(path, false);
-          await fsp.link(target, path);
+          removeExisting(path, false);
+          linkSync(target, path);
           entry.resume();
           break;
         }
         case 'character-device':
         case 'block-device':
         case 'fifo': {
-          await removeExisting(path, false);
+          removeExisting(path, false);
           const kind = h.type === 'fifo' ? 'p' : h.type === 'block-device' ? 'b' : 'c';
           await mknod(path, kind, h.devmajor ?? 0, h.devminor ?? 0);
-          await fsp.lchown(path, uid, gid);
-          await fsp.chmod(path, mode);
-          if (h.mtime) await fsp.utimes(path, h.mtime, h.mtime);
+          lchownSync(path, uid, gid);
+          chmodSync(path, mode);
+          if (h.mtime) utimesSync(path, h.mtime, h.mtime);
           entry.resume();
           break;
         }
@@ -217,14 +275,14 @@ export async function extractLayer(input: Readable, dest: string, opts: ExtractO
   })();
   await Promise.all([done, consume.catch((e) => { ex.destroy(e); throw e; })]);
   for (const l of links) {
-    await fsp.lchown(l.path, l.uid, l.gid);
-    if (l.mtime) await fsp.lutimes(l.path, l.mtime, l.mtime).catch(() => {});
+    lchownSync(l.path, l.uid, l.gid);
+    if (l.mtime) try { lutimesSync(l.path, l.mtime, l.mtime); } catch { /* as before: best effort */ }
   }
   // Directories last and deepest first: creating children would reset their mtimes.
   for (const d of dirs.reverse()) {
-    await fsp.lchown(d.path, d.uid, d.gid);
-    await fsp.chmod(d.path, d.mode);
-    if (d.mtime) await fsp.utimes(d.path, d.mtime, d.mtime);
+    lchownSync(d.path, d.uid, d.gid);
+    chmodSync(d.path, d.mode);
+    if (d.mtime) utimesSync(d.path, d.mtime, d.mtime);
   }
-  return { diffId: 'sha256:' + hash.digest('hex'), size };
+  return { size };
 }

@@ -5,14 +5,15 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
-import { ContentStore } from '../store/content.js';
-import { LayerStore } from '../store/layers.js';
+import { fsyncDir, syncFilesystem } from '../store/atomic.js';
+import { ContentStore, DigestMismatchError } from '../store/content.js';
+import { LayerStore, type LayerMeta } from '../store/layers.js';
 import { ImageStore, type StoredImage } from '../store/images.js';
 import {
   MediaTypes, RefError, chainIds, familiarRepo, familiarString, isDigest, parseRef, parseRefWithDefaultTag, refKey, sha256,
   type ImageConfigBlob, type ImageRef,
 } from '../oci/image.js';
-import { maybeDecompress } from '../oci/tar-extract.js';
+import { unpackInWorker } from '../store/unpack.js';
 import { ScratchArchive, packArchive, type SaveEntry } from './image-archive.js';
 
 /** The image as `docker image inspect` shows it. */
@@ -42,6 +43,14 @@ export interface ImageEvents {
 export type UsageChecker = (imageId: string) => Array<string | { Id: string; running?: boolean }>;
 
 export interface DeleteResponseItem { Untagged?: string; Deleted?: string }
+
+/** A layer unpacked and stored under temp names (ImageService.prepareLayer). */
+export interface PreparedLayer extends LayerMeta {
+  /** Renames blob and layer into place; the parent layer must be committed already. */
+  commit(): Promise<LayerMeta>;
+  /** Removes the temp files (a layer that is committed stays). */
+  abort(): Promise<void>;
+}
 
 const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
 const ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -78,6 +87,9 @@ export class ImageService {
       if (!img.ChainIds.every((c) => this.layers.has(c))) await this.store.delete(img.Id);
     }
     await this.gcLayers();
+    // blobs nothing names: a config stored by a pull or load killed before its image record
+    const named = new Set([...this.store.all().map((i) => i.Id), ...this.layers.all().map((l) => l.diffId)]);
+    for (const b of await this.content.list()) if (!named.has(b)) await this.content.delete(b);
   }
 
   setUsageChecker(fn: UsageChecker): void { this.usage = fn; }
@@ -321,7 +333,8 @@ export class ImageService {
     const used = this.store.usedChains();
     for (const c of [...chains].reverse()) {
       const l = this.layers.get(c);
-      if (!l || used.has(c)) continue;
+      // pinned by someone else too (a concurrent pull of the same layers): theirs to keep
+      if (!l || used.has(c) || (this.pinned.get(c) ?? 0) > 1) continue;
       await this.layers.remove(c);
       await this.content.delete(l.diffId).catch(() => {});
     }
@@ -347,19 +360,59 @@ export class ImageService {
 
   // --- creating images ---------------------------------------------------------------------
 
-  /** Stores an uncompressed layer tar (blob named by its diffID) and unpacks it on parent. */
-  async addLayer(tarStream: Readable, parent: string | null, expectedDiffId?: string): Promise<{ chainId: string; diffId: string; size: number }> {
-    const { digest } = await this.content.put(maybeDecompress(tarStream), expectedDiffId);
-    const chain = parent ? sha256(`${parent} ${digest}`) : digest;
-    const meta = this.layers.get(chain) ?? (await this.layers.register(this.content.read(digest), parent, digest));
-    return { chainId: meta.chainId, diffId: digest, size: meta.size };
+  /**
+   * One pass over a layer tar (gzipped or not): decompressed, hashed, stored as the layer's
+   * blob and unpacked at once (unpack.ts, in a worker thread), both under temp names (a
+   * `.ingest-*` file and a `.partial-*` directory), nothing synced. Nothing is visible before
+   * commit(), which the caller runs bottom-up after syncFilesystem(); a diffID other than
+   * expectedDiffId refuses the layer, as does a digest of the bytes as given (a download's
+   * compressed blob) other than `inputDigest`. `transfer`: see unpackInWorker.
+   */
+  async prepareLayer(input: Readable, parent: string | null, expectedDiffId?: string, o: { transfer?: boolean; inputDigest?: string } = {}): Promise<PreparedLayer> {
+    // an error while the temp names are made (a download cut early) must not go unheard
+    let failed: Error | undefined;
+    input.on('error', (e) => { failed ??= e; });
+    const ingest = this.content.ingestPath();
+    const tmp = await this.layers.begin();
+    const abort = async (): Promise<void> => { await Promise.all([fsp.rm(ingest, { force: true }), this.layers.discard(tmp)]); };
+    try {
+      if (failed) throw failed;
+      const { diffId, size, inputDigest } = await unpackInWorker(input, ingest, join(tmp, 'diff'), o);
+      if (o.inputDigest && o.inputDigest !== inputDigest) throw new DigestMismatchError(`blob digest mismatch: expected ${o.inputDigest}, got ${inputDigest}`);
+      if (expectedDiffId && expectedDiffId !== diffId) throw new DigestMismatchError(`layer digest mismatch: expected ${expectedDiffId}, got ${diffId}`);
+      const meta: LayerMeta = { chainId: parent ? sha256(`${parent} ${diffId}`) : diffId, diffId, parent, size };
+      await this.layers.seal(tmp, meta);
+      return {
+        ...meta,
+        // the blob first: a layer whose blob is missing could not be saved or pushed
+        commit: async () => { await this.content.commitIngest(ingest, diffId); return this.layers.commit(tmp, meta); },
+        abort,
+      };
+    } catch (err) {
+      await abort();
+      throw err;
+    }
   }
 
-  /** Unpacks a layer whose uncompressed blob is already in the content store (a pull stores it first). */
-  async registerStoredLayer(diffId: string, parent: string | null): Promise<{ chainId: string; diffId: string; size: number }> {
-    const chain = parent ? sha256(`${parent} ${diffId}`) : diffId;
-    const meta = this.layers.get(chain) ?? (await this.layers.register(this.content.read(diffId), parent, diffId));
-    return { chainId: meta.chainId, diffId, size: meta.size };
+  /** After commits: the renames made durable, before any image record names the layers. */
+  async flushLayerDirs(): Promise<void> {
+    await fsyncDir(this.content.dir);
+    await fsyncDir(this.layers.dir);
+  }
+
+  /** Stores an uncompressed layer tar (blob named by its diffID) and unpacks it on parent. */
+  async addLayer(tarStream: Readable, parent: string | null, expectedDiffId?: string): Promise<{ chainId: string; diffId: string; size: number }> {
+    const p = await this.prepareLayer(tarStream, parent, expectedDiffId);
+    let meta: LayerMeta;
+    try {
+      await syncFilesystem(this.layers.dir);
+      meta = await p.commit();
+    } catch (err) {
+      await p.abort();
+      throw err;
+    }
+    await this.flushLayerDirs();
+    return { chainId: meta.chainId, diffId: meta.diffId, size: meta.size };
   }
 
   /** Registers an image from its config blob bytes whose layers are already present. */

@@ -3,10 +3,26 @@
 import { open, rename, unlink, mkdir } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
 
 export async function fsyncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
   try { await fh.sync(); } finally { await fh.close(); }
+}
+
+/**
+ * syncfs(2) on the filesystem holding path (coreutils' `sync -f`; Node has no binding): one
+ * flush for everything a pull or a layer import wrote there, instead of an fsync per file.
+ */
+export async function syncFilesystem(path: string): Promise<void> {
+  try {
+    await execFileP('sync', ['-f', path]);
+  } catch (err: any) {
+    throw new Error(`syncfs ${path}: ${String(err?.stderr || err?.message || err).trim()}`);
+  }
 }
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {

@@ -34,7 +34,7 @@ export async function checkDataRoot(dataRoot: string, execRoot?: string): Promis
 
   // content blobs: the name is the digest of the bytes
   for (const name of await list(contentDir)) {
-    if (isTempName(name)) continue;
+    if (isTempName(name) || name.startsWith('.ingest-')) continue; // blob being written: removed by the daemon at start
     if (!HEX64.test(name)) { problems.push(`content: unexpected file ${name}`); continue; }
     if (await fileDigest(join(contentDir, name)) !== name) problems.push(`content: blob ${name} does not match its digest`);
   }

@@ -1,6 +1,6 @@
 // Content-addressed blob store: content/sha256/<hex>. A blob is written to a temp file while
 // its digest is computed, and renamed into place only when the digest matches, so a stored blob
-// is always what its name says.
+// is always what its name says. Temp files (`.ingest-*`) are removed at start.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +27,11 @@ export class ContentStore {
     return join(this.dir, m[1]);
   }
 
+  /** Digests of the stored blobs. */
+  async list(): Promise<string[]> {
+    return (await fsp.readdir(this.dir)).filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}`);
+  }
+
   async has(digest: string): Promise<boolean> {
     return fsp.access(this.path(digest)).then(() => true, () => false);
   }
@@ -50,6 +55,18 @@ export class ContentStore {
       throw err;
     }
   }
+
+  /**
+   * A temp name for a blob written by someone else (unpack.ts: a layer tar stored while it is
+   * unpacked); init() removes what a crash leaves. Nothing is visible before commitIngest().
+   */
+  ingestPath(): string { return join(this.dir, `.ingest-${randomBytes(8).toString('hex')}`); }
+
+  /**
+   * Renames an ingested temp file under its digest (an existing blob of that digest is the same
+   * bytes). The caller synced the filesystem before and fsyncs the directory after.
+   */
+  async commitIngest(tmp: string, digest: string): Promise<void> { await fsp.rename(tmp, this.path(digest)); }
 
   read(digest: string): Readable { return createReadStream(this.path(digest)); }
   async readJson<T>(digest: string): Promise<T> { return JSON.parse(await fsp.readFile(this.path(digest), 'utf8')) as T; }

@@ -1,14 +1,12 @@
 // Layer store: layers/<chainid-hex>/{diff/, layer.json}. A layer is extracted into a
-// `.partial-*` directory and renamed into place only when complete, so an interrupted
-// extraction never looks finished; stale partial dirs are removed at start. Reference counts are
-// not stored: the image store derives which layers are still used from image records.
+// `.partial-*` directory and renamed into place only when complete (and synced), so an
+// interrupted extraction never looks finished; stale partial dirs are removed at start.
+// Reference counts are not stored: the image store derives which layers are still used from
+// image records.
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { extractLayer } from '../oci/tar-extract.js';
-import { sha256 } from '../oci/image.js';
-import { ensureDir, fsyncDir, writeFileAtomic } from './atomic.js';
+import { ensureDir } from './atomic.js';
 
 export interface LayerMeta {
   chainId: string;
@@ -45,30 +43,36 @@ export class LayerStore {
   diffDir(chainId: string): string { return join(this.dir, hexOf(chainId), 'diff'); }
 
   /**
-   * Extracts a layer on top of parent. When expectedDiffId is given the uncompressed digest must
-   * match. Returns the existing layer if this chain is already present (the tar is still drained).
+   * A directory to unpack a layer into (`<dir>/diff`), named `.partial-*` so that nothing looks
+   * complete before commit() and init() sweeps it after a crash. Layers of one image can be
+   * unpacked side by side: a diff directory does not depend on its parent's content.
    */
-  async register(tarStream: Readable, parent: string | null, expectedDiffId?: string): Promise<LayerMeta> {
-    if (parent && !this.layers.has(parent)) throw new Error(`parent layer ${parent} not present`);
+  async begin(): Promise<string> {
     const tmp = join(this.dir, `.partial-${randomBytes(8).toString('hex')}`);
     await fsp.mkdir(join(tmp, 'diff'), { recursive: true, mode: 0o755 });
-    try {
-      const { diffId, size } = await extractLayer(tarStream, join(tmp, 'diff'));
-      if (expectedDiffId && expectedDiffId !== diffId) throw new Error(`layer digest mismatch: expected ${expectedDiffId}, got ${diffId}`);
-      const chainId = parent ? sha256(`${parent} ${diffId}`) : diffId;
-      const existing = this.layers.get(chainId);
-      if (existing) { await fsp.rm(tmp, { recursive: true, force: true }); return existing; }
-      const meta: LayerMeta = { chainId, diffId, parent, size };
-      await writeFileAtomic(join(tmp, 'layer.json'), JSON.stringify(meta));
-      await fsp.rename(tmp, join(this.dir, hexOf(chainId)));
-      await fsyncDir(this.dir);
-      this.layers.set(chainId, meta);
-      return meta;
-    } catch (err) {
-      await fsp.rm(tmp, { recursive: true, force: true });
-      throw err;
-    }
+    return tmp;
   }
+
+  /** Writes layer.json into the partial directory (synced with it by the caller's syncfs). */
+  async seal(tmp: string, meta: LayerMeta): Promise<void> {
+    await fsp.writeFile(join(tmp, 'layer.json'), JSON.stringify(meta), { mode: 0o600 });
+  }
+
+  /**
+   * Renames a sealed partial directory into place; its parent must be present (layers are
+   * committed bottom-up). The caller synced the filesystem before and fsyncs this.dir after
+   * (one flush for every layer of a pull). An already present chain wins; the partial goes.
+   */
+  async commit(tmp: string, meta: LayerMeta): Promise<LayerMeta> {
+    if (meta.parent && !this.layers.has(meta.parent)) throw new Error(`parent layer ${meta.parent} not present`);
+    const existing = this.layers.get(meta.chainId);
+    if (existing) { await this.discard(tmp); return existing; }
+    await fsp.rename(tmp, join(this.dir, hexOf(meta.chainId)));
+    this.layers.set(meta.chainId, meta);
+    return meta;
+  }
+
+  async discard(tmp: string): Promise<void> { await fsp.rm(tmp, { recursive: true, force: true }); }
 
   async remove(chainId: string): Promise<void> {
     if (!this.layers.has(chainId)) return;

@@ -60,7 +60,7 @@ export class RegistryClient {
    * One request to a path under /v2/ (or a full URL, as upload locations are); a 401 with a
    * challenge is answered once and the request repeated. `scope` is the token scope wanted.
    */
-  async fetch(pathOrUrl: string, o: { method?: string; headers?: Record<string, string>; body?: any; scope: string }): Promise<Response> {
+  async fetch(pathOrUrl: string, o: { method?: string; headers?: Record<string, string>; body?: any; scope: string; signal?: AbortSignal }): Promise<Response> {
     const base = await this.base();
     const url = /^https?:/.test(pathOrUrl) ? pathOrUrl : `${base}${pathOrUrl}`;
     const send = async (): Promise<Response> => {
@@ -69,8 +69,9 @@ export class RegistryClient {
       if (authz) headers.authorization = authz;
       let res;
       try {
-        res = await request(url, { dispatcher: this.agent, method: (o.method ?? 'GET') as any, headers, body: o.body });
+        res = await request(url, { dispatcher: this.agent, method: (o.method ?? 'GET') as any, headers, body: o.body, signal: o.signal });
       } catch (err) {
+        if (o.signal?.aborted) throw o.signal.reason ?? err;
         throw new SystemError(`${o.method ?? 'GET'} ${url}: ${describe(err)}`);
       }
       const h: Record<string, string> = {};

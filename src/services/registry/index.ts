@@ -9,6 +9,7 @@ import { parseRegistryAuth, type AuthConfig } from './auth.js';
 import { RegistryClient, type RegistryOptions } from './client.js';
 import { fetchManifest, platformManifest, pullRest, type Progress } from './pull.js';
 import { push } from './push.js';
+import { warmUnpackWorkers } from '../../store/unpack.js';
 
 export class RegistryService {
   private readonly opts: RegistryOptions;
@@ -47,11 +48,12 @@ export class RegistryService {
     const { domain, path } = splitDomain(ref.repo);
     const client = this.client(domain, parseRegistryAuth(authHeader));
     const scope = `repository:${path}:pull`;
+    warmUnpackWorkers(this.concurrency); // started while the manifest is fetched
     try {
       const top = await fetchManifest(client, ref, scope);
       return async (progress) => {
         try {
-          const id = await pullRest({ client, images: this.images, ref, top, platform, scope, tmpDir: this.tmpDir, concurrency: this.concurrency, progress });
+          const id = await pullRest({ client, images: this.images, ref, top, platform, scope, concurrency: this.concurrency, progress });
           this.images.publishEvent('pull', id, familiarString(ref));
           return id;
         } finally { await client.close(); }

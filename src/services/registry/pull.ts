@@ -1,15 +1,15 @@
 // docker pull: manifest (by tag or digest; an index resolved to the wanted platform), config,
-// then layers downloaded in parallel (verified against their digests into temp files) and
-// extracted in order, with the Engine's progress messages. A blob that does not match its
-// digest fails the pull and nothing of it is kept.
-import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+// then layers downloaded in parallel, each verified, decompressed, stored and unpacked while it
+// downloads (under temp names, in worker threads: store/unpack.ts), then a syncfs (most of the
+// data flushed already while later layers downloaded) and the layers made visible bottom-up,
+// with the Engine's progress messages. A blob that does not match its digest, or a download
+// cut short, fails the pull and nothing of it is kept.
+import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { InvalidParameterError, NotFoundError, SystemError } from '../../errors.js';
 import { chainIds, familiarString, refKey, splitDomain, type ImageRef } from '../../oci/image.js';
-import type { ImageService } from '../images.js';
-import { maybeDecompress } from '../../oci/tar-extract.js';
+import type { ImageService, PreparedLayer } from '../images.js';
+import { syncFilesystem } from '../../store/atomic.js';
 import { DigestMismatchError } from '../../store/content.js';
 import type { RegistryClient } from './client.js';
 
@@ -59,35 +59,67 @@ export async function platformManifest(client: RegistryClient, ref: ImageRef, to
 }
 
 /**
- * Streams a layer blob into the content store as it downloads: the compressed bytes are hashed
- * against the manifest's digest, the uncompressed ones stored under (and checked against) the
- * config's diff ID. A mismatch keeps nothing.
+ * Downloads a layer and, in the same pass, checks the compressed bytes against the manifest's
+ * digest, decompresses, stores the tar as a blob and unpacks it (ImageService.prepareLayer),
+ * all under temp names. A digest or diff ID mismatch, a corrupt stream or a cut connection
+ * keeps nothing.
  */
-async function fetchLayerToContent(client: RegistryClient, images: ImageService, path: string, desc: { digest: string; size?: number }, diffId: string, scope: string, onBytes: (n: number) => void): Promise<void> {
-  const res = await client.fetch(`/v2/${path}/blobs/${desc.digest}`, { scope });
-  if (res.status >= 300) { await res.body.dump(); throw new SystemError(`error pulling blob ${desc.digest}: registry answered ${res.status}`); }
-  const hash = createHash('sha256');
+async function fetchLayer(o: {
+  client: RegistryClient; images: ImageService; path: string; desc: { digest: string; size?: number }; diffId: string;
+  parent: string | null; scope: string; signal: AbortSignal; onBytes: (n: number) => void;
+}): Promise<PreparedLayer> {
+  const { desc } = o;
+  const res = await o.client.fetch(`/v2/${o.path}/blobs/${desc.digest}`, { scope: o.scope, signal: o.signal });
+  if (res.status >= 300) { await res.body.dump().catch(() => {}); throw new SystemError(`error pulling blob ${desc.digest}: registry answered ${res.status}`); }
   let n = 0;
-  const meter = new Transform({ transform(chunk, _e, cb) { hash.update(chunk); n += chunk.length; onBytes(n); cb(null, chunk); } });
-  res.body.on('error', (e) => meter.destroy(e));
+  // counts the compressed bytes and hands them on in large chunks (few messages to the worker
+  // thread, few trips to zlib's thread pool there); the worker checks their digest
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const meter = new Transform({
+    highWaterMark: NET_BATCH,
+    transform(chunk: Buffer, _e, cb) {
+      n += chunk.length;
+      o.onBytes(n);
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes < NET_BATCH) return cb();
+      const out = Buffer.concat(pending, pendingBytes);
+      pending = []; pendingBytes = 0;
+      cb(null, out);
+    },
+    flush(cb) { cb(null, pendingBytes ? Buffer.concat(pending, pendingBytes) : undefined); },
+  });
+  let cut: Error | undefined;
+  res.body.on('error', (e) => { cut = e; meter.destroy(e); });
   res.body.pipe(meter);
-  const existed = await images.content.has(diffId);
+  let layer: PreparedLayer;
   try {
-    await images.content.put(maybeDecompress(meter), diffId);
+    layer = await o.images.prepareLayer(meter, o.parent, o.diffId, { transfer: true, inputDigest: desc.digest });
   } catch (err) {
-    // stop the download too: a body nobody reads would keep the connection (and close()) waiting
-    res.body.destroy();
+    res.body.destroy(); // stop the download: a body nobody reads would keep the connection open
     meter.destroy();
-    if (err instanceof DigestMismatchError || /incorrect header|incorrect data check|invalid|unexpected end|data error/i.test(String((err as Error).message))) {
+    if (o.signal.aborted) throw o.signal.reason ?? err;
+    if (cut) throw new SystemError(`error pulling blob ${desc.digest}: ${describeCut(cut, n, desc.size)}`);
+    if (err instanceof DigestMismatchError || /incorrect header|incorrect data check|invalid|unexpected end|data error|Unexpected end|truncated/i.test(String((err as Error).message))) {
       throw new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`);
     }
     throw err;
   }
-  const got = `sha256:${hash.digest('hex')}`;
-  if (got !== desc.digest) {
-    if (!existed && !images.layers.all().some((l) => l.diffId === diffId)) await images.content.delete(diffId);
+  if (desc.size !== undefined && n !== desc.size) {
+    await layer.abort();
     throw new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`);
   }
+  return layer;
+}
+
+/** Compressed bytes gathered before they go to gunzip. */
+const NET_BATCH = 512 * 1024;
+
+/** A download that ended early, in the Engine's words. */
+function describeCut(err: Error, got: number, size: number | undefined): string {
+  const what = size ? ` after ${got} of ${size} bytes` : '';
+  return `unexpected EOF${what} (${(err as any).code ?? err.message})`;
 }
 
 /** Runs at most `limit` of the tasks at a time. */
@@ -106,7 +138,7 @@ async function limited<T>(items: T[], limit: number, fn: (x: T, i: number) => Pr
 /** After fetchManifest succeeded (errors before this point are plain HTTP errors): the rest, with progress. */
 export async function pullRest(o: {
   client: RegistryClient; images: ImageService; ref: ImageRef; top: ResolvedManifest; platform: string; scope: string;
-  tmpDir: string; concurrency: number; progress: Progress;
+  concurrency: number; progress: Progress;
 }): Promise<string> {
   const { client, images, ref, top, progress } = o;
   const { path } = splitDomain(ref.repo);
@@ -131,53 +163,62 @@ export async function pullRest(o: {
   const present = chains.map((c) => images.layers.has(c));
   for (let i = 0; i < layersDesc.length; i++) progress({ status: present[i] ? 'Already exists' : 'Pulling fs layer', progressDetail: {}, id: short(layersDesc[i]!.digest) });
 
-  const work = join(o.tmpDir, `pull-${randomBytes(6).toString('hex')}`);
-  await fsp.mkdir(work, { recursive: true, mode: 0o700 });
   images.pin(chains); // a concurrent rmi must not collect the layers before the image exists
+  const stop = new AbortController();
+  const prepared: Array<PreparedLayer | undefined> = [];
+  // a layer unpacked while others still download is flushed to disk meanwhile, so that the
+  // syncfs that must precede the commits has little left to write
+  let flushing: Promise<void> | undefined;
+  const flushEarly = (): void => {
+    flushing ??= syncFilesystem(images.layers.dir).catch(() => {}).finally(() => { flushing = undefined; });
+  };
   try {
-    const downloaded: Array<Promise<void>> = [];
-    const done: Array<() => void> = [];
-    for (let i = 0; i < layersDesc.length; i++) downloaded.push(new Promise<void>((r) => { done[i] = r; }));
+    // every missing layer downloaded, verified and unpacked in one pass, `concurrency` at a time
     const todo = layersDesc.map((d, i) => ({ d, i })).filter((x) => !present[x.i]);
+    let unpacked = 0;
     for (const { d } of todo.slice(o.concurrency)) progress({ status: 'Waiting', progressDetail: {}, id: short(d.digest) });
-    const downloads = limited(todo, o.concurrency, async ({ d, i }) => {
+    await limited(todo, o.concurrency, async ({ d, i }) => {
       let last = 0;
-      await fetchLayerToContent(client, images, path, d, diffIds[i]!, o.scope, (n) => {
-        if (n - last < 256 * 1024 && n !== d.size) return;
-        last = n;
-        progress({ status: 'Downloading', progressDetail: { current: n, total: d.size ?? 0 }, id: short(d.digest) });
-      });
+      try {
+        prepared[i] = await fetchLayer({
+          client, images, path, desc: d, diffId: diffIds[i]!, parent: i > 0 ? chains[i - 1]! : null, scope: o.scope, signal: stop.signal,
+          onBytes: (n) => {
+            if (n - last < 256 * 1024 && n !== d.size) return;
+            last = n;
+            progress({ status: 'Downloading', progressDetail: { current: n, total: d.size ?? 0 }, id: short(d.digest) });
+          },
+        });
+      } catch (err) {
+        stop.abort(err); // the other downloads stop too
+        throw err;
+      }
+      if (++unpacked < todo.length) flushEarly();
       progress({ status: 'Verifying Checksum', progressDetail: {}, id: short(d.digest) });
       progress({ status: 'Download complete', progressDetail: {}, id: short(d.digest) });
-      done[i]!();
     });
-    // extraction in layer order, each as soon as its download is complete, while later ones download
-    let failure: unknown;
-    downloads.catch((e) => { failure = e; for (const d of done) d?.(); });
-    for (let i = 0; i < layersDesc.length; i++) {
-      if (present[i]) continue;
-      await downloaded[i];
-      if (failure) break;
-      const id = short(layersDesc[i]!.digest);
-      progress({ status: 'Extracting', progressDetail: { current: 0, total: layersDesc[i]!.size ?? 0 }, id });
-      await images.registerStoredLayer(diffIds[i]!, i > 0 ? chains[i - 1]! : null);
+    // one flush for everything written, then the layers made visible bottom-up
+    await flushing;
+    if (todo.length) await syncFilesystem(images.layers.dir);
+    for (const { d, i } of todo) {
+      const id = short(d.digest);
+      const p = prepared[i]!;
+      progress({ status: 'Extracting', progressDetail: { current: d.size ?? p.size, total: d.size ?? p.size }, id });
+      await p.commit();
+      prepared[i] = undefined;
       progress({ status: 'Pull complete', progressDetail: {}, id });
     }
-    await downloads;
+    if (todo.length) await images.flushLayerDirs();
     const img = await images.addImage(cfgBytes, ref.tag ? [familiarString({ repo: ref.repo, tag: ref.tag })] : []);
     await images.store.setRef(refKey({ repo: ref.repo, digest: top.digest }), img.Id, true, new Date().toISOString());
     progress({ status: `Digest: ${top.digest}` });
     progress({ status: upToDate ? `Status: Image is up to date for ${name}` : `Status: Downloaded newer image for ${name}` });
     return img.Id;
   } catch (err) {
+    stop.abort(err);
+    await Promise.all(prepared.map((p) => p?.abort().catch(() => {})));
     await images.dropLayersIfUnused(chains.filter((_c, i) => !present[i])).catch(() => {});
-    // blobs stored for layers that never got unpacked go too
-    for (let i = 0; i < diffIds.length; i++) {
-      if (!present[i] && !images.layers.all().some((l) => l.diffId === diffIds[i])) await images.content.delete(diffIds[i]!).catch(() => {});
-    }
     throw err;
   } finally {
     images.unpin(chains);
-    await fsp.rm(work, { recursive: true, force: true }).catch(() => {});
   }
 }

@@ -1,0 +1,192 @@
+// Unpacking a layer: the (maybe gzipped) tar is decompressed, hashed and written to a content
+// store temp file, and unpacked into a layer's diff directory, in one pass. The work runs in a
+// small pool of worker threads (unpack-worker.ts): the daemon's main thread keeps only the
+// download (TLS, HTTP, the compressed digest), so on a machine with two cores or more a pull's
+// layers are decompressed and unpacked in parallel with it and with each other, and the
+// synchronous file-system calls of an unpacking layer never hold up the event loop. Without
+// worker threads (they failed to start) the same code runs in the main thread.
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { Readable, Transform } from 'node:stream';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { extractTar, maybeDecompress, UnsafeArchiveError } from '../oci/tar-extract.js';
+import { BatchWriter, WRITE_BATCH } from './batch-writer.js';
+import { DigestMismatchError } from './content.js';
+
+export interface Unpacked {
+  diffId: string;
+  /** Bytes of regular-file content unpacked. */
+  size: number;
+  /** sha256 of the bytes as given (compressed or not): a download's blob digest. */
+  inputDigest: string;
+}
+
+/**
+ * The work itself, in whichever thread runs it. `sync`: writes are synchronous (a worker
+ * thread); otherwise batched and asynchronous (the main thread).
+ */
+export async function unpackLayer(input: Readable, ingestPath: string, diffDir: string, sync: boolean): Promise<Unpacked> {
+  const hash = createHash('sha256');
+  const fh = sync ? undefined : await open(ingestPath, 'wx', 0o600);
+  const fd = sync ? openSync(ingestPath, 'wx', 0o600) : -1;
+  const writer = fh ? new BatchWriter(fh) : undefined;
+  const tee = new Transform({
+    highWaterMark: WRITE_BATCH,
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      if (!writer) {
+        try { for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off, chunk.length - off); } catch (e) { return cb(e as Error); }
+        return cb(null, chunk);
+      }
+      const wait = writer.add(chunk);
+      if (wait) wait.then(() => cb(null, chunk), cb);
+      else cb(null, chunk);
+    },
+    flush(cb) {
+      if (!writer) return cb();
+      writer.end().then(() => cb(), cb);
+    },
+  });
+  const inHash = createHash('sha256');
+  const hashIn = new Transform({ highWaterMark: WRITE_BATCH, transform(chunk: Buffer, _e, cb) { inHash.update(chunk); cb(null, chunk); } });
+  input.on('error', (e) => hashIn.destroy(e));
+  try {
+    const plain = maybeDecompress(input.pipe(hashIn));
+    plain.on('error', (e) => tee.destroy(e));
+    const { size: fileBytes } = await extractTar(plain.pipe(tee), diffDir, { syncWrites: sync });
+    return { diffId: `sha256:${hash.digest('hex')}`, size: fileBytes, inputDigest: `sha256:${inHash.digest('hex')}` };
+  } finally {
+    await writer?.discard();
+    if (fh) await fh.close().catch(() => {});
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
+// --- main-thread side of the pool ----------------------------------------------------------
+
+/** Compressed bytes sent to a worker at a time. */
+const SEND_BATCH = 512 * 1024;
+/** A worker with nothing to do ends after this long (its memory goes back). */
+const IDLE_MS = 30_000;
+
+interface PoolWorker { worker: Worker; jobs: number; idle?: NodeJS.Timeout; broken: boolean }
+const pool: PoolWorker[] = [];
+let workersFailed = false;
+/**
+ * Workers at most: one per core, 2 to 4 (a pull unpacks 3 layers at a time by default; one
+ * worker per layer measured no faster on two cores than two shared ones).
+ */
+const poolSize = Math.max(2, Math.min(4, availableParallelism()));
+
+function spawnWorker(): PoolWorker | undefined {
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL('./unpack-worker.js', import.meta.url));
+  } catch {
+    workersFailed = true;
+    return undefined;
+  }
+  const w: PoolWorker = { worker, jobs: 0, broken: false };
+  worker.unref();
+  const gone = (): void => { w.broken = true; const i = pool.indexOf(w); if (i >= 0) pool.splice(i, 1); };
+  worker.on('error', gone);
+  worker.on('exit', gone);
+  pool.push(w);
+  return w;
+}
+
+function pick(): PoolWorker | undefined {
+  if (workersFailed) return undefined;
+  const free = pool.filter((w) => !w.broken).sort((a, b) => a.jobs - b.jobs)[0];
+  if (free && (free.jobs === 0 || pool.length >= poolSize)) return free;
+  return spawnWorker() ?? free;
+}
+
+/** Starts n workers ahead of the first layer (a pull calls it before it fetches its manifest). */
+export function warmUnpackWorkers(n: number): void {
+  if (workersFailed) return;
+  while (pool.length < Math.min(n, poolSize)) if (!spawnWorker()) return;
+}
+
+function revive(err: { name: string; message: string; code?: string }): Error {
+  const e = err.name === 'UnsafeArchiveError' ? new UnsafeArchiveError(err.message)
+    : err.name === 'DigestMismatchError' ? new DigestMismatchError(err.message) : new Error(err.message);
+  if (err.code) (e as NodeJS.ErrnoException).code = err.code;
+  return e;
+}
+
+/** Chunks as one buffer that owns its memory (so it can be transferred); `reuse`: may be a chunk itself. */
+function owned(chunks: Buffer[], total: number, reuse: boolean): Buffer {
+  if (reuse && chunks.length === 1) {
+    const c = chunks[0]!;
+    if (c.byteOffset === 0 && c.byteLength === c.buffer.byteLength) return c;
+  }
+  const out = Buffer.allocUnsafeSlow(total);
+  let off = 0;
+  for (const c of chunks) { c.copy(out, off); off += c.length; }
+  return out;
+}
+
+/**
+ * Unpacks `input` in a worker thread (see unpackLayer). `transfer`: the stream's chunks belong
+ * to the caller alone and may be handed to the worker without a copy (a download's batches).
+ */
+export async function unpackInWorker(input: Readable, ingestPath: string, diffDir: string, o: { transfer?: boolean } = {}): Promise<Unpacked> {
+  const w = pick();
+  if (!w) return unpackLayer(input, ingestPath, diffDir, false);
+  if (w.idle) { clearTimeout(w.idle); w.idle = undefined; }
+  w.jobs++;
+  w.worker.ref();
+  const { port1, port2 } = new MessageChannel();
+  const it = input[Symbol.asyncIterator]();
+  let sourceError: unknown;
+  let finished = false;
+  try {
+    return await new Promise<Unpacked>((resolve, reject) => {
+      const onExit = (): void => reject(new Error('layer unpacking worker ended unexpectedly'));
+      w.worker.once('exit', onExit);
+      const settle = (f: () => void): void => { finished = true; w.worker.off('exit', onExit); f(); };
+      // one request for bytes at a time: the worker asks when its buffer runs low
+      const send = async (): Promise<void> => {
+        const chunks: Buffer[] = [];
+        let total = 0;
+        try {
+          while (total < SEND_BATCH) {
+            const r = await it.next();
+            if (r.done) break;
+            const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+            chunks.push(c);
+            total += c.length;
+          }
+        } catch (err) {
+          sourceError = err;
+          if (!finished) port1.postMessage({ abort: String((err as Error)?.message ?? err) });
+          return;
+        }
+        if (finished) return;
+        if (!total) { port1.postMessage({ end: true }); return; }
+        const buf = owned(chunks, total, !!o.transfer);
+        port1.postMessage({ chunk: buf.buffer }, [buf.buffer as ArrayBuffer]);
+      };
+      port1.on('message', (m: { more?: true; done?: Unpacked; error?: { name: string; message: string; code?: string } }) => {
+        if (m.more) void send();
+        else if (m.done) settle(() => resolve(m.done!));
+        else if (m.error) settle(() => reject(sourceError ?? revive(m.error!)));
+      });
+      w.worker.postMessage({ port: port2, ingestPath, diffDir }, [port2]);
+    });
+  } catch (err) {
+    await it.return?.().catch(() => {}); // stop reading (a download is destroyed with it)
+    throw err;
+  } finally {
+    port1.close();
+    w.jobs--;
+    if (w.jobs === 0 && !w.broken) {
+      w.worker.unref();
+      w.idle = setTimeout(() => { const i = pool.indexOf(w); if (i >= 0) pool.splice(i, 1); void w.worker.terminate(); }, IDLE_MS);
+      w.idle.unref();
+    }
+  }
+}
