@@ -19,6 +19,21 @@ test('docker run --rm busybox echo hi prints hi and leaves nothing behind', asyn
   t.is(ps.stdout.trim(), '');
 });
 
+test('a command that cannot run: 127/126 with the runtime\'s reason, and --rm leaves nothing', async (t) => {
+  const cases: Array<[string[], number, RegExp]> = [
+    [['/nonexistent'], 127, /no such file or directory/],
+    [['nonexistent-cmd'], 127, /executable file not found in \$PATH/],
+    [['/etc/passwd'], 126, /permission denied/],
+  ];
+  for (const [cmd, code, re] of cases) {
+    const name = `cannot-run-${code}-${cmd[0].replace(/\W/g, '')}`;
+    const r = await d.docker(['run', '--rm', '--name', name, 'busybox', ...cmd]);
+    t.is(r.code, code, r.stderr);
+    t.regex(r.stderr, re);
+    t.is((await d.docker(['ps', '-aq', '--filter', `name=^${name}$`])).stdout.trim(), '');
+  }
+});
+
 test('stdin is forwarded: echo data | docker run -i --rm busybox wc -c', async (t) => {
   const r = await d.docker(['run', '-i', '--rm', 'busybox', 'wc', '-c'], { input: 'data\n' });
   t.is(r.stdout.trim(), '5');

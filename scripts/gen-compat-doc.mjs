@@ -46,7 +46,9 @@ out += `volume create/ls/inspect/rm/prune, network create/ls/inspect/rm/prune/co
 out += `Compose v2 commands covered (compat-tests/compose/): config, up (-d, --wait, --build, --scale), ps, logs (-f, --tail), exec, run --rm, stop, start, restart, `;
 out += `pause, unpause, top, port, cp, down (-v, --remove-orphans); depends_on (service_healthy, service_completed_successfully), healthchecks, `;
 out += `named volumes across down/up, default and custom networks with aliases, service-name DNS with replicas, network_mode service:x, profiles, .env and env_file, restart policies.\n\n`;
-out += `Known differences: containers run with the runc OCI runtime until berth-runtime (native/runtime) exists; `;
+out += `Containers run with the bundled OCI runtime berth-runtime (native/runtime; \`--runtime runc\` and crun stay selectable). `;
+out += `IPv6: \`network create --ipv6\` (one v6 subnet per network), v6 addresses in inspect, AAAA answers from the embedded DNS.\n\n`;
+out += `Known differences: `;
 out += `the embedded DNS answers on each user network's gateway address instead of 127.0.0.11; `;
 out += `published ports on 127.0.0.1 go through a userland proxy inside berthd (down while berthd is down). `;
 out += `Compose v2 (from Debian trixie) builds with DOCKER_BUILDKIT=0.\n`;

@@ -278,6 +278,19 @@ export class ContainerService {
 
   async start(ref: string): Promise<void> {
     const rec0 = this.get(ref);
+    try {
+      await this.startLocked(rec0.Id);
+    } catch (err) {
+      // as the Engine does: a --rm container whose start failed is removed (the CLI waits for
+      // condition=removed and would otherwise hang)
+      const refused = err instanceof NotModifiedError || err instanceof ConflictError;
+      if (!refused && rec0.HostConfig.AutoRemove && this.deps.store.get(rec0.Id)) await this.remove(rec0.Id, { force: true, removeVolumes: true }).catch(() => {});
+      throw err;
+    }
+  }
+
+  private async startLocked(id: string): Promise<void> {
+    const rec0 = this.get(id);
     await this.locked(rec0.Id, async () => {
       const rec = this.get(rec0.Id);
       if (rec.State.Running) throw new NotModifiedError('container already started');
