@@ -351,3 +351,25 @@ if (!cg2) test('cgroup v2 test skipped', (t) => { t.log(`skipped: no cgroup2 hie
 });
 if (!existsSync(ASAN)) test('asan test skipped', (t) => { t.log(`skipped: ${ASAN} is not built (make -C native sanitize)`); t.pass(); });
 
+
+rtest('features describes what it supports; spec writes a config that runs', async (t) => {
+  const f = await run(BERTH, ['features']);
+  t.is(f.code, 0);
+  const j = JSON.parse(f.stdout);
+  t.is(j.ociVersionMax, '1.2.0');
+  t.true(j.linux.cgroup.v1 && j.linux.cgroup.v2);
+  t.true(j.linux.seccomp.enabled);
+  t.true(j.linux.namespaces.includes('user'));
+  const e = await env(t, { args: ['true'] });
+  await rm(join(e.b.bundle, 'config.json'));
+  const s = await run(BERTH, ['spec', '--bundle', e.b.bundle]);
+  t.is(s.code, 0, s.stderr);
+  t.regex((await run(BERTH, ['spec', '--bundle', e.b.bundle])).stderr, /exists/);
+  const c = JSON.parse(await readFile(join(e.b.bundle, 'config.json'), 'utf8'));
+  c.process.terminal = false;
+  c.process.args = ['sh', '-c', 'echo from-default-spec; hostname'];
+  await writeFile(join(e.b.bundle, 'config.json'), JSON.stringify(c));
+  const r = await run(BERTH, ['--root', e.root, 'run', '--bundle', e.b.bundle, e.id]);
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout, 'from-default-spec\nberth\n');
+});

@@ -1,7 +1,7 @@
 // ContainerService: the container lifecycle (create, start, stop, kill, wait, remove) on top of the
 // container store, the image service, the OCI spec builder and one berth-monitor per container.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -330,6 +330,10 @@ export class ContainerService {
     // creating one with the same ID must wait for that
     const previous = this.live.get(rec.Id)?.lastMonitor;
     if (previous) for (let i = 0; i < 250 && isAlive(previous); i++) await sleep(10);
+    // a runtime container of an earlier run still there (its monitor slow, or gone before its
+    // delete) would make the create fail with "id exists": it has exited, so it goes now
+    const rtInfo = this.runtimeOf(rec);
+    if (await stat(join(rtInfo.root, rec.Id)).then(() => true, () => false)) await runtimeDelete(rtInfo.path, rtInfo.root, rec.Id);
     await rm(stateDir, { recursive: true, force: true });
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     const rootfs = await mountRootfs(dir, this.deps.images.layerDirs(rec.Image));
@@ -394,9 +398,13 @@ export class ContainerService {
     const waiting: Promise<unknown>[] = [];
     live.started.emit('started', waiting);
     await Promise.all(waiting);
+    // the record (already saying running) is written while the runtime starts the process: a
+    // failed start writes it again in start()'s error path
+    const saved = this.deps.store.save(rec);
     try {
       await monitor.startContainer(rt.path, rt.root, rec.Id);
     } catch (err: any) {
+      await saved.catch(() => {});
       // runc opens exec.fifo (which lets the process run) and then removes it; a short-lived
       // process can exit, and the monitor run `delete`, in between. The start did happen.
       if (!/exec\.fifo: no such file or directory/.test(String(err?.message))) {
@@ -404,8 +412,8 @@ export class ContainerService {
         throw err;
       }
     }
+    await saved;
     this.startHealth(rec, true);
-    await this.deps.store.save(rec);
     this.publish(rec, 'start');
   }
 
