@@ -57,6 +57,28 @@ test.serial('push, rmi, pull by tag and by digest round-trip the image', async (
     const dist = await fresh.request('GET', `/distribution/${name}:1/json`, undefined, { 'X-Registry-Auth': Buffer.from(JSON.stringify({ username: reg.user, password: reg.password })).toString('base64') });
     t.is(dist.json.Descriptor.digest, digest);
     t.deepEqual(dist.json.Platforms, [{ architecture: 'amd64', os: 'linux' }]);
+    // the pulled layers are kept as the compressed blobs downloaded: pushed to another
+    // repository they are mounted, not recompressed, so the manifest is the same one
+    t.is((await fresh.docker(['tag', `${name}@${digest}`, `${reg.host}/app-copy:1`])).code, 0);
+    const back = await fresh.docker(['push', `${reg.host}/app-copy:1`]);
+    t.is(back.code, 0, back.stderr);
+    t.regex(back.stdout, /Mounted from app/);
+    t.regex(back.stdout, new RegExp(`1: digest: ${digest} size`));
+    // saved (with those blobs), removed and loaded again: the same image, and it runs
+    const { mkdtemp: mkd, rm: rmd } = await import('node:fs/promises');
+    const tmp = await mkd('/tmp/bpullsave-');
+    try {
+      const saved = join(tmp, 'pulled.tar');
+      const s = await fresh.docker(['save', '-o', saved, `${reg.host}/app-copy:1`]);
+      t.is(s.code, 0, s.stderr);
+      t.is((await fresh.docker(['rmi', '-f', id])).code, 0);
+      t.deepEqual((await readdir(join(fresh.dataRoot, 'layers'))).filter((n) => !n.startsWith('.')), []);
+      const l = await fresh.docker(['load', '-i', saved]);
+      t.is(l.code, 0, l.stderr);
+      t.is((await fresh.docker(['image', 'inspect', '-f', '{{.Id}}', `${reg.host}/app-copy:1`])).stdout.trim(), id);
+      const ran = await fresh.docker(['run', '--rm', `${reg.host}/app-copy:1`, 'echo', 'loaded']);
+      t.is(ran.stdout, 'loaded\n', ran.stderr);
+    } finally { await rmd(tmp, { recursive: true, force: true }); }
   } finally {
     await removeAllAndStop(fresh);
   }

@@ -142,3 +142,47 @@ test('HEALTHCHECK changes: flags as Go durations, CMD exec and shell forms, NONE
   t.deepEqual(applyChanges({}, ['HEALTHCHECK NONE']).Healthcheck, { Test: ['NONE'] });
   t.throws(() => applyChanges({}, ['HEALTHCHECK --interval=5x CMD true']), { message: /invalid duration/ });
 });
+
+test('a pulled layer keeps its compressed blob (diffID mapped to it): save, check, a wrong digest, removal', async (t) => {
+  const { svc, root } = await fresh(t);
+  const { gzipSync } = await import('node:zlib');
+  const { createHash } = await import('node:crypto');
+  const { checkDataRoot } = await import('../store/check.js');
+  const { unlink } = await import('node:fs/promises');
+  const pack = tar.pack(); pack.entry({ name: 'f' }, 'hello'); pack.finalize();
+  const plain = await collect(pack as any);
+  const gz = gzipSync(plain);
+  const dig = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  const mediaType = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+  // a blob digest other than the bytes': refused, nothing kept
+  await t.throwsAsync(svc.prepareLayer(Readable.from([gz]), null, dig(plain), { blob: { digest: dig(plain), mediaType } }), { message: /digest mismatch/ });
+  t.deepEqual((await readdir(join(root, 'content/sha256'))), []);
+  const p = await svc.prepareLayer(Readable.from([gz]), null, dig(plain), { blob: { digest: dig(gz), mediaType } });
+  await p.commit();
+  await svc.flushLayerDirs();
+  t.deepEqual(p.blob, { digest: dig(gz), size: gz.length, mediaType });
+  t.deepEqual((await readdir(join(root, 'content/sha256'))), [dig(gz).slice(7)]);
+  const cfg = { architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [dig(plain)] } };
+  const img = await svc.addImage(Buffer.from(JSON.stringify(cfg)), ['pulled:1']);
+  t.deepEqual((await svc.resolve('pulled:1')).RootFS.Layers, [dig(plain)]);
+  t.deepEqual(await checkDataRoot(root), []);
+  // saved as the compressed blob, with its media type; loads elsewhere as the same image
+  const buf = await collect(svc.save(['pulled:1']));
+  const files = new Map<string, Buffer>();
+  const ex = tar.extract();
+  Readable.from([buf]).pipe(ex);
+  for await (const e of ex) files.set(e.header.name, await collect(e as any));
+  t.deepEqual(files.get(`blobs/sha256/${dig(gz).slice(7)}`), gz);
+  const index = JSON.parse(files.get('index.json')!.toString());
+  const manifest = JSON.parse(files.get(`blobs/sha256/${index.manifests[0].digest.slice(7)}`)!.toString());
+  t.deepEqual(manifest.layers, [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: dig(gz), size: gz.length }]);
+  const { svc: other } = await fresh(t);
+  t.deepEqual(await other.load(Readable.from([buf])), ['pulled:1']);
+  t.is((await other.resolve('pulled:1')).Id, img.Id);
+  // check notices a missing blob; removing the image removes the blob with the layer
+  await unlink(join(root, 'content/sha256', dig(gz).slice(7)));
+  t.true((await checkDataRoot(root)).some((m) => /blob .* missing/.test(m)));
+  await svc.remove('pulled:1');
+  t.deepEqual((await readdir(join(root, 'layers'))).filter((n) => !n.startsWith('.')), []);
+  t.deepEqual((await readdir(join(root, 'content/sha256'))), []);
+});

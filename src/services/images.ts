@@ -7,7 +7,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../errors.js';
 import { fsyncDir, syncFilesystem } from '../store/atomic.js';
 import { ContentStore, DigestMismatchError } from '../store/content.js';
-import { LayerStore, type LayerMeta } from '../store/layers.js';
+import { LayerStore, layerBlobDigest, type LayerBlob, type LayerMeta } from '../store/layers.js';
 import { ImageStore, type StoredImage } from '../store/images.js';
 import {
   MediaTypes, RefError, chainIds, familiarRepo, familiarString, isDigest, parseRef, parseRefWithDefaultTag, refKey, sha256,
@@ -88,7 +88,7 @@ export class ImageService {
     }
     await this.gcLayers();
     // blobs nothing names: a config stored by a pull or load killed before its image record
-    const named = new Set([...this.store.all().map((i) => i.Id), ...this.layers.all().map((l) => l.diffId)]);
+    const named = new Set([...this.store.all().map((i) => i.Id), ...this.layers.all().map(layerBlobDigest)]);
     for (const b of await this.content.list()) if (!named.has(b)) await this.content.delete(b);
   }
 
@@ -336,8 +336,22 @@ export class ImageService {
       // pinned by someone else too (a concurrent pull of the same layers): theirs to keep
       if (!l || used.has(c) || (this.pinned.get(c) ?? 0) > 1) continue;
       await this.layers.remove(c);
-      await this.content.delete(l.diffId).catch(() => {});
+      await this.dropBlobIfUnused(l);
     }
+  }
+
+  /** A removed layer's blob goes unless another layer (same diffID elsewhere in a chain) holds it too. */
+  private async dropBlobIfUnused(gone: LayerMeta): Promise<void> {
+    const digest = layerBlobDigest(gone);
+    if (this.layers.all().some((l) => layerBlobDigest(l) === digest) || this.store.get(digest)) return;
+    await this.content.delete(digest).catch(() => {});
+  }
+
+  /** The blob holding an image layer's bytes: compressed as pulled, or the tar named by diffID. */
+  layerBlob(chainId: string): LayerBlob {
+    const l = this.layers.get(chainId);
+    if (!l) throw new Error(`layer ${chainId} is missing`);
+    return l.blob ?? { digest: l.diffId, size: -1, mediaType: MediaTypes.ociLayer };
   }
 
   /** For the registry client: an event about an image (pull, push). */
@@ -354,7 +368,7 @@ export class ImageService {
     const used = this.store.usedChains();
     for (const l of this.layers.all()) if (!used.has(l.chainId) && !this.pinned.has(l.chainId)) {
       await this.layers.remove(l.chainId);
-      await this.content.delete(l.diffId).catch(() => {});
+      await this.dropBlobIfUnused(l);
     }
   }
 
@@ -366,9 +380,11 @@ export class ImageService {
    * `.ingest-*` file and a `.partial-*` directory), nothing synced. Nothing is visible before
    * commit(), which the caller runs bottom-up after syncFilesystem(); a diffID other than
    * expectedDiffId refuses the layer, as does a digest of the bytes as given (a download's
-   * compressed blob) other than `inputDigest`. `transfer`: see unpackInWorker.
+   * compressed blob) other than `blob.digest`. With `blob` (a pull), the blob stored is the
+   * bytes as given, under their digest, and layer.json maps the diffID to it; otherwise the
+   * decompressed tar under its diffID. `transfer`: see unpackInWorker.
    */
-  async prepareLayer(input: Readable, parent: string | null, expectedDiffId?: string, o: { transfer?: boolean; inputDigest?: string } = {}): Promise<PreparedLayer> {
+  async prepareLayer(input: Readable, parent: string | null, expectedDiffId?: string, o: { transfer?: boolean; blob?: Omit<LayerBlob, 'size'> } = {}): Promise<PreparedLayer> {
     // an error while the temp names are made (a download cut early) must not go unheard
     let failed: Error | undefined;
     input.on('error', (e) => { failed ??= e; });
@@ -377,15 +393,18 @@ export class ImageService {
     const abort = async (): Promise<void> => { await Promise.all([fsp.rm(ingest, { force: true }), this.layers.discard(tmp)]); };
     try {
       if (failed) throw failed;
-      const { diffId, size, inputDigest } = await unpackInWorker(input, ingest, join(tmp, 'diff'), o);
-      if (o.inputDigest && o.inputDigest !== inputDigest) throw new DigestMismatchError(`blob digest mismatch: expected ${o.inputDigest}, got ${inputDigest}`);
+      const { diffId, size, inputDigest, inputSize } = await unpackInWorker(input, ingest, join(tmp, 'diff'), { transfer: o.transfer, keepInput: !!o.blob });
+      if (o.blob && o.blob.digest !== inputDigest) throw new DigestMismatchError(`blob digest mismatch: expected ${o.blob.digest}, got ${inputDigest}`);
       if (expectedDiffId && expectedDiffId !== diffId) throw new DigestMismatchError(`layer digest mismatch: expected ${expectedDiffId}, got ${diffId}`);
       const meta: LayerMeta = { chainId: parent ? sha256(`${parent} ${diffId}`) : diffId, diffId, parent, size };
+      // a blob that is the tar itself (an uncompressed layer) is the diffID-named blob
+      if (o.blob && inputDigest !== diffId) meta.blob = { ...o.blob, digest: inputDigest, size: inputSize };
+      const blobDigest = layerBlobDigest(meta);
       await this.layers.seal(tmp, meta);
       return {
         ...meta,
         // the blob first: a layer whose blob is missing could not be saved or pushed
-        commit: async () => { await this.content.commitIngest(ingest, diffId); return this.layers.commit(tmp, meta); },
+        commit: async () => { await this.content.commitIngest(ingest, blobDigest); return this.layers.commit(tmp, meta); },
         abort,
       };
     } catch (err) {
@@ -504,10 +523,12 @@ export class ImageService {
         const cfg = this.configs.get(img.Id)!;
         const layerDescs = [];
         const layerNames = [];
-        for (const d of cfg.rootfs.diff_ids) {
-          if (!(await this.content.has(d))) throw new Error(`layer blob ${d} is missing from the content store`);
-          layerNames.push(await blob(d));
-          layerDescs.push({ mediaType: MediaTypes.ociLayer, digest: d, size: await this.content.size(d) });
+        for (const c of img.ChainIds) {
+          // a pulled layer is saved as the compressed blob it came as (loaders decompress it)
+          const b = this.layerBlob(c);
+          if (!(await this.content.has(b.digest))) throw new Error(`layer blob ${b.digest} is missing from the content store`);
+          layerNames.push(await blob(b.digest));
+          layerDescs.push({ mediaType: ociLayerType(b.mediaType), digest: b.digest, size: await this.content.size(b.digest) });
         }
         const cfgName = await blob(img.Id);
         const manifest = { schemaVersion: 2, mediaType: MediaTypes.ociManifest, config: { mediaType: MediaTypes.ociConfig, digest: img.Id, size: await this.content.size(img.Id) }, layers: layerDescs };
@@ -567,6 +588,13 @@ export class ImageService {
 }
 
 // --- helpers ------------------------------------------------------------------------------
+
+/** The OCI media type of a layer blob from the type it was pulled as. */
+function ociLayerType(mediaType: string): string {
+  if (/zstd/.test(mediaType)) return `${MediaTypes.ociLayer}+zstd`;
+  if (/gzip/.test(mediaType)) return `${MediaTypes.ociLayer}+gzip`;
+  return MediaTypes.ociLayer;
+}
 
 export function normalizeConfig(c: Record<string, any> | undefined): Record<string, any> {
   const cfg = c ?? {};

@@ -1,7 +1,7 @@
 // `berthd check`: an offline consistency check of a data-root (and exec-root), run while no
 // daemon uses it. Reports every object that is half there: records that do not parse, images
-// whose config or layers are missing, layers without metadata or parent, blobs whose content
-// does not match their digest, mounts or state left for containers that are not running.
+// whose config or layers are missing, layers without metadata, parent or blob (a pulled
+// layer's compressed blob, named in its layer.json), blobs whose content does not match their digest, mounts or state left for containers that are not running.
 // Other stores (volumes, networks) add their checks through `extraChecks`.
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
@@ -51,6 +51,13 @@ export async function checkDataRoot(dataRoot: string, execRoot?: string): Promis
   }
   for (const [chain, meta] of layers) {
     if (meta.parent && !layers.has(meta.parent)) problems.push(`layer ${chain}: parent ${meta.parent} missing`);
+    // its blob: the compressed one it was pulled as (layer.json maps the diffID to it), else the
+    // tar named by its diffID; committed before the layer, removed after it
+    const blob = String(meta.blob?.digest ?? meta.diffId);
+    const hex = blob.replace(/^sha256:/, '');
+    const st = HEX64.test(hex) ? await fsp.stat(join(contentDir, hex)).catch(() => undefined) : undefined;
+    if (!st) problems.push(`layer ${chain}: blob ${blob} missing`);
+    else if (meta.blob && st.size !== meta.blob.size) problems.push(`layer ${chain}: blob ${blob} is ${st.size} bytes, layer.json says ${meta.blob.size}`);
   }
 
   // images: config blob present, every layer present

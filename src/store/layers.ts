@@ -13,7 +13,24 @@ export interface LayerMeta {
   diffId: string;
   parent: string | null;  // parent chainID
   size: number;           // bytes of regular-file content in this layer
+  /**
+   * The content store blob the layer came from when it is not the tar named by diffId: a
+   * pull keeps the compressed blob exactly as downloaded (digest = the manifest's layer
+   * digest), so save and push send it as it is. This is the diffID -> blob mapping.
+   */
+  blob?: LayerBlob;
 }
+
+export interface LayerBlob {
+  digest: string;
+  size: number;
+  mediaType: string;
+  /** The repository (canonical name) it was pulled from: a push to that registry may mount it. */
+  from?: string;
+}
+
+/** The content store digest that holds a layer's bytes (compressed or not). */
+export const layerBlobDigest = (l: Pick<LayerMeta, 'diffId' | 'blob'>): string => l.blob?.digest ?? l.diffId;
 
 const hexOf = (d: string): string => d.replace(/^sha256:/, '');
 

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import { unpackLayer } from './unpack.js';
 
-interface Job { port: MessagePort; ingestPath: string; diffDir: string }
+interface Job { port: MessagePort; ingestPath: string; diffDir: string; keepInput?: boolean }
 
 parentPort!.on('message', (job: Job) => {
   const { port } = job;
@@ -15,7 +15,7 @@ parentPort!.on('message', (job: Job) => {
     else if (m.end) input.push(null);
     else if (m.abort !== undefined) input.destroy(new Error(m.abort));
   });
-  unpackLayer(input, job.ingestPath, job.diffDir, true).then(
+  unpackLayer(input, job.ingestPath, job.diffDir, true, !!job.keepInput).then(
     (done) => port.postMessage({ done }),
     (err: any) => port.postMessage({ error: { name: err?.constructor?.name ?? 'Error', message: String(err?.message ?? err), code: err?.code } }),
   ).finally(() => { input.destroy(); port.close(); });

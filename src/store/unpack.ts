@@ -1,5 +1,6 @@
-// Unpacking a layer: the (maybe gzipped) tar is decompressed, hashed and written to a content
-// store temp file, and unpacked into a layer's diff directory, in one pass. The work runs in a
+// Unpacking a layer: the (maybe gzipped) tar is decompressed, hashed, written to a content
+// store temp file (the bytes as given for a pull, the tar otherwise), and unpacked into a
+// layer's diff directory, in one pass. The work runs in a
 // small pool of worker threads (unpack-worker.ts): the daemon's main thread keeps only the
 // download (TLS, HTTP, the compressed digest), so on a machine with two cores or more a pull's
 // layers are decompressed and unpacked in parallel with it and with each other, and the
@@ -21,21 +22,28 @@ export interface Unpacked {
   size: number;
   /** sha256 of the bytes as given (compressed or not): a download's blob digest. */
   inputDigest: string;
+  /** Length of the bytes as given. */
+  inputSize: number;
 }
 
 /**
  * The work itself, in whichever thread runs it. `sync`: writes are synchronous (a worker
- * thread); otherwise batched and asynchronous (the main thread).
+ * thread); otherwise batched and asynchronous (the main thread). `keepInput`: the file at
+ * ingestPath receives the bytes as given (a download's compressed blob), else the
+ * decompressed tar.
  */
-export async function unpackLayer(input: Readable, ingestPath: string, diffDir: string, sync: boolean): Promise<Unpacked> {
+export async function unpackLayer(input: Readable, ingestPath: string, diffDir: string, sync: boolean, keepInput = false): Promise<Unpacked> {
   const hash = createHash('sha256');
   const fh = sync ? undefined : await open(ingestPath, 'wx', 0o600);
   const fd = sync ? openSync(ingestPath, 'wx', 0o600) : -1;
   const writer = fh ? new BatchWriter(fh) : undefined;
-  const tee = new Transform({
+  // a transform that hashes its bytes and, when `store`, writes them to the ingest file
+  const hashing = (h: ReturnType<typeof createHash>, store: boolean, count?: (n: number) => void): Transform => new Transform({
     highWaterMark: WRITE_BATCH,
     transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
+      h.update(chunk);
+      count?.(chunk.length);
+      if (!store) return cb(null, chunk);
       if (!writer) {
         try { for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off, chunk.length - off); } catch (e) { return cb(e as Error); }
         return cb(null, chunk);
@@ -45,18 +53,21 @@ export async function unpackLayer(input: Readable, ingestPath: string, diffDir: 
       else cb(null, chunk);
     },
     flush(cb) {
-      if (!writer) return cb();
+      if (!store || !writer) return cb();
       writer.end().then(() => cb(), cb);
     },
   });
+  const tee = hashing(hash, !keepInput);
   const inHash = createHash('sha256');
-  const hashIn = new Transform({ highWaterMark: WRITE_BATCH, transform(chunk: Buffer, _e, cb) { inHash.update(chunk); cb(null, chunk); } });
+  let inputSize = 0;
+  const hashIn = hashing(inHash, keepInput, (n) => { inputSize += n; });
   input.on('error', (e) => hashIn.destroy(e));
   try {
     const plain = maybeDecompress(input.pipe(hashIn));
     plain.on('error', (e) => tee.destroy(e));
     const { size: fileBytes } = await extractTar(plain.pipe(tee), diffDir, { syncWrites: sync });
-    return { diffId: `sha256:${hash.digest('hex')}`, size: fileBytes, inputDigest: `sha256:${inHash.digest('hex')}` };
+    // extractTar reads its stream to the end, so hashIn has seen (and stored) every byte
+    return { diffId: `sha256:${hash.digest('hex')}`, size: fileBytes, inputDigest: `sha256:${inHash.digest('hex')}`, inputSize };
   } finally {
     await writer?.discard();
     if (fh) await fh.close().catch(() => {});
@@ -133,9 +144,9 @@ function owned(chunks: Buffer[], total: number, reuse: boolean): Buffer {
  * Unpacks `input` in a worker thread (see unpackLayer). `transfer`: the stream's chunks belong
  * to the caller alone and may be handed to the worker without a copy (a download's batches).
  */
-export async function unpackInWorker(input: Readable, ingestPath: string, diffDir: string, o: { transfer?: boolean } = {}): Promise<Unpacked> {
+export async function unpackInWorker(input: Readable, ingestPath: string, diffDir: string, o: { transfer?: boolean; keepInput?: boolean } = {}): Promise<Unpacked> {
   const w = pick();
-  if (!w) return unpackLayer(input, ingestPath, diffDir, false);
+  if (!w) return unpackLayer(input, ingestPath, diffDir, false, !!o.keepInput);
   if (w.idle) { clearTimeout(w.idle); w.idle = undefined; }
   w.jobs++;
   w.worker.ref();
@@ -175,7 +186,7 @@ export async function unpackInWorker(input: Readable, ingestPath: string, diffDi
         else if (m.done) settle(() => resolve(m.done!));
         else if (m.error) settle(() => reject(sourceError ?? revive(m.error!)));
       });
-      w.worker.postMessage({ port: port2, ingestPath, diffDir }, [port2]);
+      w.worker.postMessage({ port: port2, ingestPath, diffDir, keepInput: !!o.keepInput }, [port2]);
     });
   } catch (err) {
     await it.return?.().catch(() => {}); // stop reading (a download is destroyed with it)

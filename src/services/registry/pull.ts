@@ -60,12 +60,12 @@ export async function platformManifest(client: RegistryClient, ref: ImageRef, to
 
 /**
  * Downloads a layer and, in the same pass, checks the compressed bytes against the manifest's
- * digest, decompresses, stores the tar as a blob and unpacks it (ImageService.prepareLayer),
- * all under temp names. A digest or diff ID mismatch, a corrupt stream or a cut connection
- * keeps nothing.
+ * digest, stores them as they came as the layer's blob, decompresses and unpacks them
+ * (ImageService.prepareLayer), all under temp names. A digest or diff ID mismatch, a corrupt
+ * stream or a cut connection keeps nothing.
  */
 async function fetchLayer(o: {
-  client: RegistryClient; images: ImageService; path: string; desc: { digest: string; size?: number }; diffId: string;
+  client: RegistryClient; images: ImageService; repo: string; path: string; desc: { digest: string; size?: number; mediaType?: string }; diffId: string;
   parent: string | null; scope: string; signal: AbortSignal; onBytes: (n: number) => void;
 }): Promise<PreparedLayer> {
   const { desc } = o;
@@ -95,7 +95,7 @@ async function fetchLayer(o: {
   res.body.pipe(meter);
   let layer: PreparedLayer;
   try {
-    layer = await o.images.prepareLayer(meter, o.parent, o.diffId, { transfer: true, inputDigest: desc.digest });
+    layer = await o.images.prepareLayer(meter, o.parent, o.diffId, { transfer: true, blob: { digest: desc.digest, mediaType: desc.mediaType ?? MEDIA.dockerLayerGzip, from: o.repo } });
   } catch (err) {
     res.body.destroy(); // stop the download: a body nobody reads would keep the connection open
     meter.destroy();
@@ -112,6 +112,9 @@ async function fetchLayer(o: {
   }
   return layer;
 }
+
+/** Least time between two `Downloading` messages of a layer. */
+const PROGRESS_MS = 100;
 
 /** Compressed bytes gathered before they go to gunzip. */
 const NET_BATCH = 512 * 1024;
@@ -179,12 +182,16 @@ export async function pullRest(o: {
     for (const { d } of todo.slice(o.concurrency)) progress({ status: 'Waiting', progressDetail: {}, id: short(d.digest) });
     await limited(todo, o.concurrency, async ({ d, i }) => {
       let last = 0;
+      let lastAt = 0;
       try {
         prepared[i] = await fetchLayer({
-          client, images, path, desc: d, diffId: diffIds[i]!, parent: i > 0 ? chains[i - 1]! : null, scope: o.scope, signal: stop.signal,
+          client, images, repo: ref.repo, path, desc: d, diffId: diffIds[i]!, parent: i > 0 ? chains[i - 1]! : null, scope: o.scope, signal: stop.signal,
           onBytes: (n) => {
-            if (n - last < 256 * 1024 && n !== d.size) return;
+            // at most ten updates a second per layer, as the Engine sends them: each is a write
+            // to the client, and on a loaded machine hundreds of them cost more than they show
+            if (n !== d.size && (n - last < 256 * 1024 || Date.now() - lastAt < PROGRESS_MS)) return;
             last = n;
+            lastAt = Date.now();
             progress({ status: 'Downloading', progressDetail: { current: n, total: d.size ?? 0 }, id: short(d.digest) });
           },
         });

@@ -1,5 +1,7 @@
-// docker push: each layer gzipped (deterministically, so a second push finds it), checked with
-// HEAD, uploaded when missing; then the config and a schema 2 manifest under the tag.
+// docker push: each layer as its gzipped blob (a pulled layer's blob as it was downloaded;
+// others gzipped deterministically, so a second push finds them), checked with HEAD, mounted
+// from the repository it was pulled from when that is on the same registry, uploaded when
+// missing; then the config and a schema 2 manifest under the tag.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -21,12 +23,22 @@ async function blobExists(client: RegistryClient, path: string, digest: string, 
   return res.status === 200;
 }
 
-async function upload(client: RegistryClient, path: string, digest: string, size: number, body: () => NodeJS.ReadableStream | Buffer, scope: string): Promise<void> {
-  const start = await client.fetch(`/v2/${path}/blobs/uploads/`, { method: 'POST', scope, headers: { 'content-length': '0' } });
+/**
+ * Starts an upload session; with `mountFrom`, asks the registry to mount the blob from that
+ * repository instead: true when it did (nothing to upload).
+ */
+async function startUpload(client: RegistryClient, path: string, scope: string, mount?: { digest: string; from: string }): Promise<string | true> {
+  const q = mount ? `?mount=${encodeURIComponent(mount.digest)}&from=${encodeURIComponent(mount.from)}` : '';
+  const start = await client.fetch(`/v2/${path}/blobs/uploads/${q}`, { method: 'POST', scope, headers: { 'content-length': '0' } });
   await start.body.dump();
   if (start.status === 401 || start.status === 403) throw new UnauthorizedError('unauthorized: authentication required');
+  if (mount && start.status === 201) return true;
   if (start.status !== 202 || !start.headers.location) throw new SystemError(`starting a blob upload: registry answered ${start.status}`);
-  const loc = start.headers.location;
+  return start.headers.location as string;
+}
+
+async function upload(client: RegistryClient, path: string, digest: string, size: number, body: () => NodeJS.ReadableStream | Buffer, scope: string, location?: string): Promise<void> {
+  const loc = location ?? await startUpload(client, path, scope) as string;
   const u = new URL(loc, 'http://registry.invalid');
   u.searchParams.set('digest', digest);
   const target = /^https?:/.test(loc) ? u.toString() : `${u.pathname}${u.search}`;
@@ -52,20 +64,41 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
   await fsp.mkdir(work, { recursive: true, mode: 0o700 });
   try {
     const layers: Array<{ mediaType: string; size: number; digest: string }> = [];
-    for (const diffId of diffIds) {
-      const file = join(work, short(diffId));
-      const hash = createHash('sha256');
-      let size = 0;
-      const meter = new Transform({ transform(c, _e, cb) { hash.update(c); size += c.length; cb(null, c); } });
-      await pipeline(createReadStream(images.content.path(diffId)), createGzip({ level: 6 }), meter, createWriteStream(file));
-      const digest = `sha256:${hash.digest('hex')}`;
+    const { domain } = splitDomain(ref.repo);
+    for (const [i, diffId] of diffIds.entries()) {
+      const blob = img.ChainIds[i] ? images.layerBlob(img.ChainIds[i]!) : { digest: diffId, size: -1, mediaType: '' };
+      let file: string, digest: string, size: number;
+      if (/gzip/.test(blob.mediaType) && blob.digest !== diffId) {
+        // pulled: the blob as it was downloaded, no recompression
+        file = images.content.path(blob.digest);
+        digest = blob.digest;
+        size = blob.size >= 0 ? blob.size : await images.content.size(blob.digest);
+      } else {
+        file = join(work, short(diffId));
+        const hash = createHash('sha256');
+        let n = 0;
+        const meter = new Transform({ transform(c, _e, cb) { hash.update(c); n += c.length; cb(null, c); } });
+        await pipeline(createReadStream(images.content.path(blob.digest)), createGzip({ level: 6 }), meter, createWriteStream(file));
+        digest = `sha256:${hash.digest('hex')}`;
+        size = n;
+      }
       layers.push({ mediaType: MEDIA.dockerLayerGzip, size, digest });
       if (await blobExists(client, path, digest, scope)) {
         progress({ status: 'Layer already exists', progressDetail: {}, id: short(diffId) });
         continue;
       }
+      let location: string | undefined;
+      if (blob.from && digest === blob.digest && blob.from !== ref.repo && splitDomain(blob.from).domain === domain) {
+        const from = splitDomain(blob.from).path;
+        const r = await startUpload(client, path, scope, { digest, from });
+        if (r === true) {
+          progress({ status: `Mounted from ${from}`, progressDetail: {}, id: short(diffId) });
+          continue;
+        }
+        location = r; // not mounted: the session it opened takes the upload
+      }
       progress({ status: 'Pushing', progressDetail: { current: 0, total: size }, id: short(diffId) });
-      await upload(client, path, digest, size, () => createReadStream(file), scope);
+      await upload(client, path, digest, size, () => createReadStream(file), scope, location);
       progress({ status: 'Pushing', progressDetail: { current: size, total: size }, id: short(diffId) });
       progress({ status: 'Pushed', progressDetail: {}, id: short(diffId) });
     }
