@@ -34,6 +34,18 @@ test('a command that cannot run: 127/126 with the runtime\'s reason, and --rm le
   }
 });
 
+test('berth-runtime is the default runtime; --runtime runc still runs a container', async (t) => {
+  t.is((await d.docker(['info', '--format', '{{.DefaultRuntime}}'])).stdout.trim(), 'berth');
+  const runtimes = JSON.parse((await d.docker(['info', '--format', '{{json .Runtimes}}'])).stdout);
+  t.truthy(runtimes.berth);
+  if (!runtimes.runc) return t.log('runc is not installed: the --runtime runc half is skipped');
+  const r = await d.docker(['run', '--rm', '--runtime', 'runc', 'busybox', 'echo', 'via-runc']);
+  t.is(r.stdout, 'via-runc\n', r.stderr);
+  const bad = await d.docker(['run', '--rm', '--runtime', 'nope', 'busybox', 'true']);
+  t.not(bad.code, 0);
+  t.regex(bad.stderr, /unknown or invalid runtime name: nope/);
+});
+
 test('stdin is forwarded: echo data | docker run -i --rm busybox wc -c', async (t) => {
   const r = await d.docker(['run', '-i', '--rm', 'busybox', 'wc', '-c'], { input: 'data\n' });
   t.is(r.stdout.trim(), '5');

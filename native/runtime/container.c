@@ -145,6 +145,7 @@ static __attribute__((noreturn)) void container_init(struct cinit *ci, const cha
   if (sp->proc.terminal) proc_setup_terminal(ci->pty_slave);
   if (chdir(sp->proc.cwd) < 0) fail_errno("chdir to cwd (\"%s\") set in config.json failed", sp->proc.cwd);
   char *exe = proc_find_exec(&sp->proc);
+  proc_default_home(&sp->proc);
   void *filter = seccomp_build(sp->seccomp);
   cloexec_from(3 + preserve_fds);
   sync_send(ci->sync_fd, SYNC_READY, NULL);
@@ -438,6 +439,7 @@ int container_exec(struct state *s, struct exec_opts *o) {
       }
       if (chdir(p.cwd) < 0) fail_errno("chdir to cwd (\"%s\") set in config.json failed", p.cwd);
       char *exe = proc_find_exec(&p);
+      proc_default_home(&p);
       void *filter = seccomp_build(seccomp);
       cloexec_from(3 + o->preserve_fds);
       sync_send(sv[1], SYNC_READY, NULL);

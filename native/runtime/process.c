@@ -64,6 +64,35 @@ char *proc_find_exec(struct process *p) {
   fail("exec: \"%s\": executable file not found in $PATH", cmd);
 }
 
+/* As runc: without HOME in the environment, the user's home from the container's /etc/passwd
+ * (or "/") is set. Called inside the container's root. */
+void proc_default_home(struct process *p) {
+  if (env_get(p->env, "HOME")) return;
+  const char *home = "/";
+  char *pw = read_file("/etc/passwd", NULL);
+  for (char *line = pw ? strtok(pw, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+    char *f[7] = {0};
+    int n = 0;
+    for (char *q = line; n < 7; n++) {
+      f[n] = q;
+      char *c = strchr(q, ':');
+      if (!c) break;
+      *c = 0;
+      q = c + 1;
+    }
+    if (n >= 5 && f[2] && f[5] && (uid_t)strtoul(f[2], NULL, 10) == p->uid && *f[5]) {
+      home = f[5];
+      break;
+    }
+  }
+  size_t n = 0;
+  while (p->env && p->env[n]) n++;
+  char **env = xcalloc(n + 2, sizeof *env);
+  for (size_t i = 0; i < n; i++) env[i] = p->env[i];
+  env[n] = xasprintf("HOME=%s", home);
+  p->env = env;
+}
+
 void apply_rlimits(struct process *p) {
   for (size_t i = 0; i < p->nrlimits; i++) {
     struct rlimit rl = {.rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard};

@@ -169,6 +169,7 @@ unsigned long mount_prop_flag(const char *name);
 /* ---- process.c: the last steps before execve, shared by create and exec ----------------------- */
 void proc_setup_terminal(int slave);
 char *proc_find_exec(struct process *p);
+void proc_default_home(struct process *p);
 void proc_finalize(struct process *p, void *seccomp_filter); /* filter from seccomp_build */
 void fix_stdio_owner(uid_t uid, gid_t gid);
 void seccomp_apply(json_object *seccomp);

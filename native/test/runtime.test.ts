@@ -101,8 +101,31 @@ rtest('output and exit codes match runc', async (t) => {
   t.is(k.stdout, '137\n');
 });
 
+rtest('a signal from outside: 137 for SIGKILL, 143 for SIGTERM, as with runc', async (t) => {
+  const codes: Record<string, number[]> = {};
+  for (const [name, bin] of [['berth', BERTH], ['runc', RUNC]] as const) {
+    codes[name] = [];
+    for (const sig of ['KILL', 'TERM']) {
+      // without a pid namespace the process is not pid 1, so SIGTERM's default action applies
+      const e = await env(t, { args: ['sleep', '60'], namespaces: ['mount', 'ipc', 'uts', 'network'] });
+      const running = run(bin, ['--root', e.root, 'run', '--bundle', e.b.bundle, e.id]);
+      for (let i = 0; i < 200; i++) {
+        const st = await run(bin, ['--root', e.root, 'state', e.id]);
+        if (st.code === 0 && JSON.parse(st.stdout).status === 'running') break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await run(bin, ['--root', e.root, 'kill', e.id, sig]);
+      codes[name].push((await running).code);
+    }
+  }
+  t.deepEqual(codes.berth, [137, 143]);
+  t.deepEqual(codes.berth, codes.runc);
+});
+
 rtest('identity, pid 1, hostname, capabilities and rlimits match runc', async (t) => {
-  const r = await same(t, { args: ['sh', '-c', 'echo pid=$$; id; hostname; grep ^Cap /proc/self/status; ulimit -n; grep NoNewPrivs /proc/self/status'] });
+  const r = await same(t, { args: ['sh', '-c', 'echo pid=$$; id; hostname; grep ^Cap /proc/self/status; ulimit -n; grep NoNewPrivs /proc/self/status; pwd; env | sort'], cwd: '/tmp', env: ['PATH=/bin', 'FOO=bar baz'] });
+  t.regex(r.stdout, /\/tmp\n/);
+  t.regex(r.stdout, /FOO=bar baz/);
   t.regex(r.stdout, /pid=1\n/);
   t.regex(r.stdout, /berth-test/);
 });
