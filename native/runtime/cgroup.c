@@ -342,7 +342,11 @@ void cg_create(struct cg *c) {
 void cg_join(struct cg *c, pid_t pid) {
   char v[32];
   snprintf(v, sizeof v, "%d", (int)pid);
-  for (size_t i = 0; i < c->n; i++) cg_write(c->dirs[i].path, "cgroup.procs", v);
+  for (size_t i = 0; i < c->n; i++) {
+    /* a process that already died (its setup failed) reports why over the sync socket: that
+       reason, not ESRCH from here, is the error to show */
+    if (cg_write_try(c->dirs[i].path, "cgroup.procs", v) < 0 && errno != ESRCH) fail_errno("cgroup: write %s to %s/cgroup.procs", v, c->dirs[i].path);
+  }
 }
 
 void cg_remember_self(void) { discover(); }

@@ -106,6 +106,10 @@ static void add_default_device_rules(struct spec *sp) {
   }
 }
 
+static void wait_cgroup(int fd) {
+  if (sync_recv(fd, NULL, 0) != SYNC_CGROUP) _exit(1);
+}
+
 static char wait_go(int fd, char *text, size_t n) {
   char t = sync_recv(fd, text, n);
   if (t != SYNC_GO) _exit(1); /* the runtime is gone or gave up */
@@ -121,7 +125,14 @@ static __attribute__((noreturn)) void container_init(struct cinit *ci, const cha
   if (sp->clone_flags & CLONE_NEWUSER) {
     if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) fail_errno("become root in the user namespace");
   }
-  if ((sp->clone_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) fail_errno("unshare the cgroup namespace");
+  /* the runtime moves us into the cgroups while we set up the mounts (a first cgroup v1
+     migration waits for an RCU grace period, ~10 ms); a cgroup namespace must wait for it */
+  int in_cgroup = 0;
+  if (sp->clone_flags & CLONE_NEWCGROUP) {
+    wait_cgroup(ci->sync_fd);
+    in_cgroup = 1;
+    if (unshare(CLONE_NEWCGROUP) < 0) fail_errno("unshare the cgroup namespace");
+  }
   if (setsid() < 0) fail_errno("setsid");
   syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL); /* a keyring of its own; absent keyctl is fine */
   int own_uts = (sp->clone_flags & CLONE_NEWUTS) != 0;
@@ -134,6 +145,7 @@ static __attribute__((noreturn)) void container_init(struct cinit *ci, const cha
     if (setdomainname(sp->domainname, strlen(sp->domainname)) < 0) fail_errno("setdomainname");
   }
   if (sp->clone_flags & CLONE_NEWNS) rootfs_prepare(ci);
+  if (!in_cgroup) wait_cgroup(ci->sync_fd);
   sync_send(ci->sync_fd, SYNC_HOOKS, NULL);
   wait_go(ci->sync_fd, text, sizeof text);
   json_object *st = creating_state(sp, id, host_pid, "created");
@@ -264,9 +276,10 @@ struct state *container_create(const char *id, struct create_opts *o) {
     write_idmap(pid, "uid_map", sp->uidmap, sp->nuidmap);
     write_idmap(pid, "gid_map", sp->gidmap, sp->ngidmap);
   }
-  cg_join(cg, pid);
   snprintf(text, sizeof text, "%d", (int)pid);
   sync_send(sv[0], SYNC_GO, text);
+  cg_join(cg, pid);
+  sync_send(sv[0], SYNC_CGROUP, NULL);
   for (;;) {
     t = sync_recv(sv[0], text, sizeof text);
     if (t == SYNC_READY) break;
@@ -442,6 +455,7 @@ int container_exec(struct state *s, struct exec_opts *o) {
       proc_default_home(&p);
       void *filter = seccomp_build(seccomp);
       cloexec_from(3 + o->preserve_fds);
+      wait_cgroup(sv[1]);
       sync_send(sv[1], SYNC_READY, NULL);
       g_child_errfd = -1;
       close(sv[1]);
@@ -466,8 +480,9 @@ int container_exec(struct state *s, struct exec_opts *o) {
   if (t == SYNC_ERR) fail("%s", text);
   if (t != 'P') fail("the runtime's intermediate process died before forking the exec process");
   pid_t pid = (pid_t)atoi(text);
-  if (s->cg) cg_join(s->cg, pid);
   sync_send(sv[0], SYNC_GO, NULL);
+  if (s->cg) cg_join(s->cg, pid);
+  sync_send(sv[0], SYNC_CGROUP, NULL);
   t = sync_recv(sv[0], text, sizeof text);
   if (t != SYNC_READY) {
     kill(pid, SIGKILL);

@@ -189,7 +189,7 @@ int container_exec(struct state *s, struct exec_opts *o);
 int wait_foreground(pid_t pid);
 
 /* ---- sync messages between the runtime and the container process ----------------------------- */
-enum { SYNC_GO = 'G', SYNC_HOOKS = 'H', SYNC_READY = 'R', SYNC_ERR = 'E' };
+enum { SYNC_GO = 'G', SYNC_CGROUP = 'C', SYNC_HOOKS = 'H', SYNC_READY = 'R', SYNC_ERR = 'E' };
 void sync_send(int fd, char type, const char *text);
 char sync_recv(int fd, char *text, size_t n); /* 0 on EOF */
 
