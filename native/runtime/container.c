@@ -341,11 +341,19 @@ void container_start(struct state *s) {
   close(fd);
   if (unlink(fifo) < 0 && errno != ENOENT) fail_errno("remove %s", fifo);
   free(fifo);
-  json_object *cfg = state_config(s);
-  json_object *st = state_json(s, "running");
-  run_hooks(jget(cfg, "hooks"), "poststart", st, 0);
-  json_object_put(st);
-  json_object_put(cfg);
+  /* the process runs now; a short one may already have exited and its monitor deleted the
+     state dir: then there is no config to read and no poststart hook to run, and no error */
+  char *cfgp = xasprintf("%s/config.json", s->dir);
+  char *text = read_file(cfgp, NULL);
+  free(cfgp);
+  json_object *cfg = text ? json_tokener_parse(text) : NULL;
+  free(text);
+  if (cfg) {
+    json_object *st = state_json(s, "running");
+    run_hooks(jget(cfg, "hooks"), "poststart", st, 0);
+    json_object_put(st);
+    json_object_put(cfg);
+  }
 }
 
 /* ---- waiting in the foreground (run, exec without --detach) ---------------------------------- */

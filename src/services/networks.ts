@@ -593,6 +593,8 @@ export class NetworkService {
     if (!ns) return;
     const shared = this.containers().some((c) => c.State.Running && c.HostConfig.NetworkMode === `container:${rec.Id}`);
     for (const [name, ep] of Object.entries(ns.Networks)) {
+      // a second call for the same stop (exit seen twice, or the removal after it) says nothing again
+      const wasConnected = !!(ep.EndpointID || ep.IPAddress || ep.HostIf);
       if (ep.IPAddress) this.reserved.get(name)?.delete(ipToInt(ep.IPAddress));
       if (ep.GlobalIPv6Address) this.reserved6.get(name)?.delete(ip6ToBig(ep.GlobalIPv6Address));
       // the veth pair goes with the container's namespace, unless another container joined it
@@ -602,7 +604,7 @@ export class NetworkService {
         IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0,
       });
       const n = this.byName(name);
-      if (n && n.Driver === 'bridge') this.publish(n, 'disconnect', { container: rec.Id });
+      if (n && n.Driver === 'bridge' && wasConnected) this.publish(n, 'disconnect', { container: rec.Id });
     }
     ns.SandboxKey = '';
     for (const k of Object.keys(ns.Ports)) ns.Ports[k] = null;
