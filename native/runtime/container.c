@@ -116,6 +116,19 @@ static char wait_go(int fd, char *text, size_t n) {
   return t;
 }
 
+/* The runtime's side of the intermediate process: its report of the pid it cloned or forked
+ * (or the error it hit), once it has exited. */
+static pid_t await_intermediate(int sock, pid_t mid, const char *what) {
+  char text[4100];
+  char t = sync_recv(sock, text, sizeof text);
+  int st;
+  while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (t == SYNC_ERR) fail("%s", text);
+  if (t != 'P') fail("the runtime's intermediate process died before %s", what);
+  return (pid_t)atoi(text);
+}
+
 /* ---- the container's init, inside its namespaces ---------------------------------------------- */
 static __attribute__((noreturn)) void container_init(struct cinit *ci, const char *id, int preserve_fds) {
   struct spec *sp = ci->sp;
@@ -263,15 +276,10 @@ struct state *container_create(const char *id, struct create_opts *o) {
   close(fifo_fd);
   for (size_t i = 0; i < njoin; i++) close(nsfds[i]);
   if (console_fd >= 0) close(console_fd);
-  char text[4100];
-  char t = sync_recv(sv[0], text, sizeof text);
-  int st;
-  while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {
-  }
-  if (t == SYNC_ERR) fail("%s", text);
-  if (t != 'P') fail("the runtime's intermediate process died before cloning the container");
-  pid_t pid = (pid_t)atoi(text);
+  pid_t pid = await_intermediate(sv[0], mid, "cloning the container");
   g_undo.pid = pid;
+  char text[4100];
+  char t;
   if (sp->clone_flags & CLONE_NEWUSER) {
     write_idmap(pid, "uid_map", sp->uidmap, sp->nuidmap);
     write_idmap(pid, "gid_map", sp->gidmap, sp->ngidmap);
@@ -480,18 +488,12 @@ int container_exec(struct state *s, struct exec_opts *o) {
   close(sv[1]);
   for (size_t i = 0; i < njoin; i++) close(nsfds[i]);
   if (console_fd >= 0) close(console_fd);
-  char text[4100];
-  char t = sync_recv(sv[0], text, sizeof text);
-  int st;
-  while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {
-  }
-  if (t == SYNC_ERR) fail("%s", text);
-  if (t != 'P') fail("the runtime's intermediate process died before forking the exec process");
-  pid_t pid = (pid_t)atoi(text);
+  pid_t pid = await_intermediate(sv[0], mid, "forking the exec process");
   sync_send(sv[0], SYNC_GO, NULL);
   if (s->cg) cg_join(s->cg, pid);
   sync_send(sv[0], SYNC_CGROUP, NULL);
-  t = sync_recv(sv[0], text, sizeof text);
+  char text[4100];
+  char t = sync_recv(sv[0], text, sizeof text);
   if (t != SYNC_READY) {
     kill(pid, SIGKILL);
     if (t == SYNC_ERR) fail("%s", text);

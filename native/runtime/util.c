@@ -189,15 +189,7 @@ char *read_file(const char *path, size_t *len) {
   return buf;
 }
 
-int write_file(const char *path, const char *data) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC | O_TRUNC);
-  if (fd < 0) return -1;
-  int r = write_all(fd, data, strlen(data));
-  int e = errno;
-  close(fd);
-  errno = e;
-  return r;
-}
+int write_file(const char *path, const char *data) { return write_file_at(AT_FDCWD, path, data); }
 
 int write_file_at(int dirfd, const char *name, const char *data) {
   int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_TRUNC);
