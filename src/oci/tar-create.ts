@@ -17,12 +17,15 @@ export function tarTree(path: string, name: string, map?: (e: TreeEntry) => Prom
   const pack = tar.pack();
   const seen = new Map<string, string>(); // dev:ino -> first name
   const entry = (h: tar.Header, body?: Readable | Buffer): Promise<void> => new Promise((resolve, reject) => {
+    // an entry fails through its callback; its stream's own 'error' (the reader went away, so
+    // the pack was destroyed) needs a listener too, or it would end the process
     if (body && !Buffer.isBuffer(body)) {
       const e = pack.entry(h, (err) => (err ? reject(err) : resolve()));
+      e.on('error', () => {});
       body.on('error', reject);
       body.pipe(e);
     } else {
-      pack.entry(h, body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
+      pack.entry(h, body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve())).on('error', () => {});
     }
   });
   const walk = async (p: string, n: string): Promise<void> => {

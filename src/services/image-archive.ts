@@ -105,7 +105,7 @@ export function packArchive(entries: SaveEntry[]): Readable {
       const parts = e.name.split('/');
       for (let i = 1; i < parts.length; i++) {
         const d = parts.slice(0, i).join('/');
-        if (!dirs.has(d)) { dirs.add(d); pack.entry({ name: d + '/', type: 'directory', mode: 0o755, mtime: new Date(0), uid: 0, gid: 0 }); }
+        if (!dirs.has(d)) { dirs.add(d); pack.entry({ name: d + '/', type: 'directory', mode: 0o755, mtime: new Date(0), uid: 0, gid: 0 }).on('error', () => {}); }
       }
       const base = { name: e.name, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0 };
       if (e.file) {
@@ -113,7 +113,8 @@ export function packArchive(entries: SaveEntry[]): Readable {
         const w = pack.entry({ ...base, size });
         await pipeline(createReadStream(e.file), w);
       } else {
-        await new Promise<void>((res, rej) => pack.entry(base, Buffer.from(e.data ?? ''), (err) => (err ? rej(err) : res())));
+        // errors come through the callback; the entry stream's own 'error' (reader gone) must not end the process
+        await new Promise<void>((res, rej) => pack.entry(base, Buffer.from(e.data ?? ''), (err) => (err ? rej(err) : res())).on('error', () => {}));
       }
     }
     pack.finalize();
