@@ -483,6 +483,25 @@ export class ContainerService {
     });
   }
 
+  /**
+   * Last step of a clean stop: the state dir of every stopped container goes once its monitor
+   * has finished (briefly waited for), so a stopped daemon leaves no run state behind even when
+   * an exit's cleanup did not get to run in time.
+   */
+  private async sweepStateDirs(): Promise<void> {
+    for (const r of this.deps.store.all()) {
+      if (r.State.Running) continue;
+      const dir = this.stateDir(r.Id);
+      const pid = parseInt(await readFile(join(dir, 'monitor.pid'), 'utf8').catch(() => ''), 10);
+      if (Number.isNaN(pid) && !(await stat(dir).then(() => true, () => false))) continue;
+      if (pid > 1 && await isMonitorOf(pid, r.Id)) {
+        for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(20);
+        if (isAlive(pid)) continue; // still finishing: the next start cleans up
+      }
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
   /** A restart by policy, after its back-off delay. */
   private async autoRestart(id: string): Promise<void> {
     await this.locked(id, async () => {
@@ -765,6 +784,7 @@ export class ContainerService {
       ]);
     }
     await Promise.race([Promise.all([...this.pendingCleanups]), delay(6000)]);
+    await this.sweepStateDirs();
     for (const l of this.live.values()) l.exitWatch?.close();
   }
 }
