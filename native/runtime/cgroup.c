@@ -349,19 +349,6 @@ void cg_join(struct cg *c, pid_t pid) {
   }
 }
 
-void cg_remember_self(void) { discover(); }
-
-void cg_leave_self(void) {
-  discover();
-  char v[32];
-  snprintf(v, sizeof v, "%d", (int)getpid());
-  for (size_t i = 0; i < nhiers; i++) {
-    char *d = join_path(hiers[i].mnt, hiers[i].own);
-    cg_write_try(d, "cgroup.procs", v);
-    free(d);
-  }
-}
-
 int cg_destroy(struct cg *c) {
   int ret = 0;
   for (size_t i = 0; i < c->n; i++) {

@@ -264,7 +264,7 @@ struct state *container_create(const char *id, struct create_opts *o) {
     pid_t init = (pid_t)syscall(SYS_clone, (unsigned long)((sp->clone_flags & ~CLONE_NEWCGROUP) | SIGCHLD), NULL, NULL, NULL, NULL);
     if (init < 0) fail_errno("clone the container's namespaces");
     if (init == 0) {
-      struct cinit ci = {.sp = sp, .cg = cg, .sync_fd = sv[1], .console_fd = console_fd, .fifo_fd = fifo_fd, .fifo_path = fifo, .pty_slave = -1};
+      struct cinit ci = {.sp = sp, .cg = cg, .sync_fd = sv[1], .console_fd = console_fd, .fifo_fd = fifo_fd, .pty_slave = -1};
       container_init(&ci, id, o->preserve_fds);
     }
     char v[24];

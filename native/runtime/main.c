@@ -24,11 +24,9 @@ static char **parse_opts(int argc, char **argv, struct opt *opts, const char *cm
       break;
     }
     if (a[0] != '-' || !a[1]) {
-      if (nrest == 0 && strcmp(cmd, "exec") == 0 && nrest == 0) {
-        /* exec ID cmd args...: options stop at the first command word after the id */
-      }
       rest[nrest++] = a;
-      if (!strcmp(cmd, "exec") && nrest >= 1) {
+      /* exec ID cmd args...: options end at the id; the rest belongs to the command */
+      if (!strcmp(cmd, "exec")) {
         i++;
         break;
       }
@@ -294,13 +292,11 @@ static int cmd_spec(int argc, char **argv) {
   return 0;
 }
 
-static struct opt *create_opts_table(int run) {
-  static struct opt create[] = {{"bundle", 'b', 1, 0, 0, 0, 0}, {"pid-file", 0, 1, 0, 0, 0, 0}, {"console-socket", 0, 1, 0, 0, 0, 0},
-                                {"preserve-fds", 0, 1, 0, 0, 0, 0}, {"no-new-keyring", 0, 0, 0, 0, 0, 0}, {"no-pivot", 0, 0, 0, 0, 0, 0},
-                                {"detach", 'd', 0, 0, 0, 0, 0}, {"keep", 0, 0, 0, 0, 0, 0}, {0}};
-  (void)run;
-  return create;
-}
+/* create and run share their options (run adds --detach and --keep) */
+#define CREATE_OPTS                                                                                                     \
+  {{"bundle", 'b', 1, 0, 0, 0, 0},       {"pid-file", 0, 1, 0, 0, 0, 0},       {"console-socket", 0, 1, 0, 0, 0, 0}, \
+   {"preserve-fds", 0, 1, 0, 0, 0, 0},   {"no-new-keyring", 0, 0, 0, 0, 0, 0}, {"no-pivot", 0, 0, 0, 0, 0, 0},      \
+   {"detach", 'd', 0, 0, 0, 0, 0},       {"keep", 0, 0, 0, 0, 0, 0},           {0}}
 
 static void fill_create(struct opt *opts, struct create_opts *o) {
   if (OPTSET(opts, "no-pivot")) fail("--no-pivot is not supported by berth-runtime: it always uses pivot_root");
@@ -312,7 +308,7 @@ static void fill_create(struct opt *opts, struct create_opts *o) {
 }
 
 static int cmd_create(int argc, char **argv) {
-  struct opt *opts = create_opts_table(0);
+  struct opt opts[] = CREATE_OPTS;
   char **rest = parse_opts(argc, argv, opts, "create");
   if (OPTSET(opts, "detach") || OPTSET(opts, "keep")) fail("create: flag provided but not defined: %s", OPTSET(opts, "detach") ? "--detach" : "--keep");
   struct create_opts o = {0};
@@ -322,7 +318,7 @@ static int cmd_create(int argc, char **argv) {
 }
 
 static int cmd_run(int argc, char **argv) {
-  struct opt *opts = create_opts_table(1);
+  struct opt opts[] = CREATE_OPTS;
   char **rest = parse_opts(argc, argv, opts, "run");
   struct create_opts o = {0};
   fill_create(opts, &o);
@@ -334,12 +330,10 @@ static int cmd_run(int argc, char **argv) {
   int code = wait_foreground(s->pid);
   if (!OPTSET(opts, "keep")) {
     char *argv_del[] = {"--force", s->id, NULL};
-    extern int run_delete(int, char **);
-    run_delete(2, argv_del);
+    cmd_delete(2, argv_del);
   }
   return code;
 }
-int run_delete(int argc, char **argv) { return cmd_delete(argc, argv); }
 
 static int cmd_exec(int argc, char **argv) {
   struct opt opts[] = {{"process", 'p', 1, 0, 0, 0, 0}, {"pid-file", 0, 1, 0, 0, 0, 0}, {"console-socket", 0, 1, 0, 0, 0, 0},

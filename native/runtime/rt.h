@@ -138,8 +138,6 @@ json_object *cg_to_json(struct cg *c);
 void cg_create(struct cg *c);               /* makes the dirs */
 void cg_apply(struct cg *c, json_object *resources, int updating);
 void cg_join(struct cg *c, pid_t pid);
-void cg_leave_self(void);                   /* back to the cgroups the runtime started in */
-void cg_remember_self(void);
 int cg_destroy(struct cg *c);               /* rmdir, retrying while tasks exit */
 pid_t *cg_pids(struct cg *c, size_t *n);
 int cg_freeze(struct cg *c, int freeze);
@@ -157,7 +155,6 @@ struct cinit {
   int sync_fd;
   int console_fd;
   int fifo_fd;
-  const char *fifo_path;
   int pty_slave;
 };
 void rootfs_prepare(struct cinit *ci);   /* mounts, devices, pty; before pivot_root */
@@ -172,7 +169,6 @@ char *proc_find_exec(struct process *p);
 void proc_default_home(struct process *p);
 void proc_finalize(struct process *p, void *seccomp_filter); /* filter from seccomp_build */
 void fix_stdio_owner(uid_t uid, gid_t gid);
-void seccomp_apply(json_object *seccomp);
 void *seccomp_build(json_object *seccomp); /* compiled, not loaded: bad profiles fail before the process runs */
 void seccomp_load_filter(void *filter);
 void apply_rlimits(struct process *p);

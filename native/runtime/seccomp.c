@@ -119,5 +119,3 @@ void seccomp_load_filter(void *filter) {
   seccomp_release((scmp_filter_ctx)filter);
   if (r < 0) fail("seccomp: loading the filter: %s", strerror(-r));
 }
-
-void seccomp_apply(json_object *sc) { seccomp_load_filter(seccomp_build(sc)); }

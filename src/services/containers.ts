@@ -332,8 +332,8 @@ export class ContainerService {
     if (previous) for (let i = 0; i < 250 && isAlive(previous); i++) await sleep(10);
     // a runtime container of an earlier run still there (its monitor slow, or gone before its
     // delete) would make the create fail with "id exists": it has exited, so it goes now
-    const rtInfo = this.runtimeOf(rec);
-    if (await stat(join(rtInfo.root, rec.Id)).then(() => true, () => false)) await runtimeDelete(rtInfo.path, rtInfo.root, rec.Id);
+    const rt = this.runtimeOf(rec);
+    if (await stat(join(rt.root, rec.Id)).then(() => true, () => false)) await runtimeDelete(rt.path, rt.root, rec.Id);
     await rm(stateDir, { recursive: true, force: true });
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     const rootfs = await mountRootfs(dir, this.deps.images.layerDirs(rec.Image));
@@ -373,7 +373,6 @@ export class ContainerService {
     });
     if (h.Init) addInit(spec);
     await writeFile(join(stateDir, 'config.json'), JSON.stringify(spec));
-    const rt = this.runtimeOf(rec);
     await mkdir(rt.root, { recursive: true, mode: 0o700 });
     const logCfg = h.LogConfig?.Config ?? {};
     const spawned = await monitor.spawnMonitor({
