@@ -1,19 +1,24 @@
-// docker login / push / pull / rmi against a real registry on 127.0.0.1 with TLS and htpasswd.
+// docker login / push / pull / rmi against a real registry on 127.0.0.1 with TLS and htpasswd,
+// and cross-repository mounts against one with token auth.
 import test from 'ava';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Daemon } from './harness.js';
+import { startDaemon, type Daemon } from './harness.js';
 import { removeAllAndStop, startDaemonWithBusybox } from './images-fixture.js';
 import { startRegistry, type Registry } from './registry-fixture.js';
 
 let d: Daemon;
 let reg: Registry;
+let tok: Registry; // token auth; LIMITED may push to its own repository only
+const LIMITED = { user: 'pusher', password: 'no-pull-on-a', repo: 'only-mine' };
 test.before(async () => {
   reg = await startRegistry();
+  tok = await startRegistry({ auth: 'token', policy: { [LIMITED.user]: { password: LIMITED.password, access: { [LIMITED.repo]: ['pull', 'push'] } } } });
   d = await startDaemonWithBusybox();
   await reg.trustIn(d.dir); // the daemon's config dir is where its daemon.json is
+  await tok.trustIn(d.dir);
 });
-test.after.always(async () => { await removeAllAndStop(d); await reg?.stop(); });
+test.after.always(async () => { await removeAllAndStop(d); await reg?.stop(); await tok?.stop(); });
 
 test.serial('login: a wrong password is refused with the Engine message; the right one succeeds', async (t) => {
   const bad = await d.docker(['login', '-u', reg.user, '--password-stdin', reg.host], { input: 'wrong\n' });
@@ -175,4 +180,66 @@ test.serial('hostile layers served by a registry are contained or refused when p
     await removeAllAndStop(fresh);
     await rmd(outside, { recursive: true, force: true });
   }
+});
+
+const login = (x: Daemon, user: string, password: string) => x.docker(['login', '-u', user, '--password-stdin', tok.host], { input: `${password}\n` });
+
+/** busybox pushed to <tok>/a:1 once; its manifest digest. */
+let pushedA: Promise<string> | undefined;
+const pushA = (): Promise<string> => pushedA ??= (async () => {
+  if ((await login(d, tok.user, tok.password)).code !== 0) throw new Error('login to the token registry failed');
+  await d.docker(['tag', 'busybox', `${tok.host}/a:1`]);
+  const r = await d.docker(['push', `${tok.host}/a:1`]);
+  const digest = /1: digest: (sha256:[0-9a-f]{64})/.exec(r.stdout)?.[1];
+  if (r.code !== 0 || !/Pushed/.test(r.stdout) || !digest) throw new Error(`push to a failed: ${r.stdout}${r.stderr}`);
+  return digest;
+})();
+
+/** A fresh daemon (no images) that trusts tok, with <tok>/a:1 pulled as the default user. */
+async function pulledA(): Promise<Daemon> {
+  const x = await startDaemon();
+  await tok.trustIn(x.dir);
+  if ((await login(x, tok.user, tok.password)).code !== 0 || (await x.docker(['pull', `${tok.host}/a:1`])).code !== 0) {
+    await removeAllAndStop(x);
+    throw new Error('pull of a:1 from the token registry failed');
+  }
+  return x;
+}
+
+test.serial('token auth: a pulled image pushed to another repository is mounted, with a token for both repositories', async (t) => {
+  const digest = await pushA();
+  const x = await pulledA();
+  try {
+    t.is((await x.docker(['tag', `${tok.host}/a:1`, `${tok.host}/b:1`])).code, 0);
+    const seen = tok.tokenRequests.length;
+    const push = await x.docker(['push', `${tok.host}/b:1`]);
+    t.is(push.code, 0, push.stderr);
+    t.regex(push.stdout, /Mounted from a/);
+    t.notRegex(push.stdout, /Pushed/);
+    t.regex(push.stdout, new RegExp(`1: digest: ${digest} size`));
+    // distribution checks pull on the source of a mount: one token request names both
+    t.true(tok.tokenRequests.slice(seen).some((r) => r.user === tok.user
+      && JSON.stringify(r.scopes) === JSON.stringify(['repository:b:pull,push', 'repository:a:pull'])), JSON.stringify(tok.tokenRequests.slice(seen)));
+  } finally { await removeAllAndStop(x); }
+});
+
+test.serial('token auth: without pull access on the source the mount is refused and the layers are uploaded', async (t) => {
+  const digest = await pushA();
+  const x = await pulledA();
+  try {
+    t.is((await login(x, LIMITED.user, LIMITED.password)).code, 0);
+    t.is((await x.docker(['tag', `${tok.host}/a:1`, `${tok.host}/${LIMITED.repo}:1`])).code, 0);
+    const seen = tok.tokenRequests.length;
+    const push = await x.docker(['push', `${tok.host}/${LIMITED.repo}:1`]);
+    t.is(push.code, 0, push.stderr);
+    t.notRegex(push.stdout, /Mounted from/);
+    t.regex(push.stdout, /Pushed/);
+    t.regex(push.stdout, new RegExp(`1: digest: ${digest} size`));
+    const asked = tok.tokenRequests.slice(seen);
+    t.true(asked.some((r) => r.user === LIMITED.user && r.scopes.includes('repository:a:pull')), JSON.stringify(asked));
+    t.true(asked.every((r) => r.user === LIMITED.user), JSON.stringify(asked));
+    // and the source stays closed to that user
+    const denied = await x.docker(['pull', `${tok.host}/a:1`]);
+    t.not(denied.code, 0);
+  } finally { await removeAllAndStop(x); }
 });

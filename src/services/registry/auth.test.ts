@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseChallenge, parseRegistryAuth } from './auth.js';
+import { parseChallenge, parseRegistryAuth, scopeKey, tokenUrl } from './auth.js';
 
 test('X-Registry-Auth: base64url and standard, auth field, empty forms', (t) => {
   const json = JSON.stringify({ username: 'u', password: 'p?>', serveraddress: '127.0.0.1:5000' });
@@ -17,4 +17,14 @@ test('WWW-Authenticate challenges', (t) => {
     { scheme: 'bearer', params: { realm: 'https://auth.example/token', service: 'registry', scope: 'repository:a/b:pull,push' } });
   t.deepEqual(parseChallenge('Basic realm="basic-realm"'), { scheme: 'basic', params: { realm: 'basic-realm' } });
   t.is(parseChallenge(undefined), null);
+});
+
+test('token requests: one scope parameter per scope; the cache key ignores order', (t) => {
+  const u = tokenUrl('https://auth.invalid/token?x=1', 'reg', 'repository:b:pull,push repository:a:pull');
+  t.deepEqual(u.searchParams.getAll('scope'), ['repository:b:pull,push', 'repository:a:pull']);
+  t.is(u.searchParams.get('service'), 'reg');
+  t.is(u.searchParams.get('x'), '1');
+  t.false(tokenUrl('https://auth.invalid/token', undefined, '').searchParams.has('scope'));
+  t.is(scopeKey('repository:b:pull,push repository:a:pull'), scopeKey(' repository:a:pull  repository:b:pull,push'));
+  t.not(scopeKey('repository:b:pull,push'), scopeKey('repository:b:pull,push repository:a:pull'));
 });

@@ -36,3 +36,16 @@ export function parseChallenge(header: string | undefined): Challenge | null {
 
 export const basicHeader = (a: AuthConfig): string | undefined =>
   a.username !== undefined ? `Basic ${Buffer.from(`${a.username}:${a.password ?? ''}`).toString('base64')}` : undefined;
+
+const scopes = (scope: string): string[] => scope.split(' ').filter(Boolean);
+
+/** The token cache's key: the set of scopes, whatever their order. */
+export const scopeKey = (scope: string): string => [...new Set(scopes(scope))].sort().join(' ');
+
+/** The token request: one `scope` parameter per scope, as the Engine asks. */
+export function tokenUrl(realm: string, service: string | undefined, scope: string): URL {
+  const url = new URL(realm);
+  if (service) url.searchParams.set('service', service);
+  for (const s of scopes(scope)) url.searchParams.append('scope', s);
+  return url;
+}

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { SystemError, UnauthorizedError } from '../../errors.js';
-import { basicHeader, parseChallenge, type AuthConfig } from './auth.js';
+import { basicHeader, parseChallenge, scopeKey, tokenUrl, type AuthConfig } from './auth.js';
 
 export interface RegistryOptions {
   /** Directory holding certs.d/. */
@@ -24,7 +24,8 @@ export class RegistryClient {
   private readonly agent: Dispatcher;
   private readonly base_: Agent;
   private scheme: 'https' | 'http' | undefined;
-  private token: { scope: string; value: string } | undefined;
+  /** Bearer tokens by scope set (scopeKey): a mount's combined scope and the push scope alternate. */
+  private readonly tokens = new Map<string, string>();
   private basic = false;
 
   constructor(readonly domain: string, private readonly o: RegistryOptions, private readonly auth: AuthConfig) {
@@ -58,7 +59,8 @@ export class RegistryClient {
 
   /**
    * One request to a path under /v2/ (or a full URL, as upload locations are); a 401 with a
-   * challenge is answered once and the request repeated. `scope` is the token scope wanted.
+   * challenge is answered once and the request repeated. `scope` is the token scope wanted,
+   * several separated by spaces (as in a challenge's scope parameter).
    */
   async fetch(pathOrUrl: string, o: { method?: string; headers?: Record<string, string>; body?: any; scope: string; signal?: AbortSignal }): Promise<Response> {
     const base = await this.base();
@@ -89,7 +91,8 @@ export class RegistryClient {
   }
 
   private authorization(scope: string): string | undefined {
-    if (this.token && this.token.scope === scope) return `Bearer ${this.token.value}`;
+    const token = this.tokens.get(scopeKey(scope));
+    if (token) return `Bearer ${token}`;
     if (this.basic) return basicHeader(this.auth);
     return undefined;
   }
@@ -102,11 +105,9 @@ export class RegistryClient {
       return true;
     }
     if (c.scheme !== 'bearer' || !c.params.realm) return false;
-    const url = new URL(c.params.realm);
-    if (c.params.service) url.searchParams.set('service', c.params.service);
-    if (scope) url.searchParams.set('scope', scope);
+    const url = tokenUrl(c.params.realm, c.params.service, scope);
     const headers: Record<string, string> = {};
-    if (this.auth.registrytoken) { this.token = { scope, value: this.auth.registrytoken }; return true; }
+    if (this.auth.registrytoken) { this.tokens.set(scopeKey(scope), this.auth.registrytoken); return true; }
     const basic = basicHeader(this.auth);
     if (basic) headers.authorization = basic;
     let res;
@@ -118,7 +119,7 @@ export class RegistryClient {
     try { tok = JSON.parse(text); } catch { throw new SystemError('token service returned invalid JSON'); }
     const value = tok.token ?? tok.access_token;
     if (!value) return false;
-    this.token = { scope, value };
+    this.tokens.set(scopeKey(scope), value);
     return true;
   }
 

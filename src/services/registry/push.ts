@@ -1,7 +1,7 @@
 // docker push: each layer as its gzipped blob (a pulled layer's blob as it was downloaded;
 // others gzipped deterministically, so a second push finds them), checked with HEAD, mounted
-// from the repository it was pulled from when that is on the same registry, uploaded when
-// missing; then the config and a schema 2 manifest under the tag.
+// from the repository it was pulled from when that is on the same registry (uploaded when the
+// registry refuses), uploaded when missing; then the config and a schema 2 manifest under the tag.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -24,13 +24,15 @@ async function blobExists(client: RegistryClient, path: string, digest: string, 
 }
 
 /**
- * Starts an upload session; with `mountFrom`, asks the registry to mount the blob from that
- * repository instead: true when it did (nothing to upload).
+ * Starts an upload session; with `mount`, asks the registry to mount the blob from that
+ * repository instead: true when it did (nothing to upload), null when the request was refused
+ * (no pull access on the source fails the whole request).
  */
-async function startUpload(client: RegistryClient, path: string, scope: string, mount?: { digest: string; from: string }): Promise<string | true> {
+async function startUpload(client: RegistryClient, path: string, scope: string, mount?: { digest: string; from: string }): Promise<string | true | null> {
   const q = mount ? `?mount=${encodeURIComponent(mount.digest)}&from=${encodeURIComponent(mount.from)}` : '';
   const start = await client.fetch(`/v2/${path}/blobs/uploads/${q}`, { method: 'POST', scope, headers: { 'content-length': '0' } });
   await start.body.dump();
+  if ((start.status === 401 || start.status === 403) && mount) return null;
   if (start.status === 401 || start.status === 403) throw new UnauthorizedError('unauthorized: authentication required');
   if (mount && start.status === 201) return true;
   if (start.status !== 202 || !start.headers.location) throw new SystemError(`starting a blob upload: registry answered ${start.status}`);
@@ -38,7 +40,7 @@ async function startUpload(client: RegistryClient, path: string, scope: string, 
 }
 
 async function upload(client: RegistryClient, path: string, digest: string, size: number, body: () => NodeJS.ReadableStream | Buffer, scope: string, location?: string): Promise<void> {
-  const loc = location ?? await startUpload(client, path, scope) as string;
+  const loc = location ?? await startUpload(client, path, scope) as string; // never true or null without a mount
   const u = new URL(loc, 'http://registry.invalid');
   u.searchParams.set('digest', digest);
   const target = /^https?:/.test(loc) ? u.toString() : `${u.pathname}${u.search}`;
@@ -90,12 +92,13 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
       let location: string | undefined;
       if (blob.from && digest === blob.digest && blob.from !== ref.repo && splitDomain(blob.from).domain === domain) {
         const from = splitDomain(blob.from).path;
-        const r = await startUpload(client, path, scope, { digest, from });
+        // the registry checks pull access on the source too, so the token must grant both
+        const r = await startUpload(client, path, `${scope} repository:${from}:pull`, { digest, from });
         if (r === true) {
           progress({ status: `Mounted from ${from}`, progressDetail: {}, id: short(diffId) });
           continue;
         }
-        location = r; // not mounted: the session it opened takes the upload
+        location = r ?? undefined; // not mounted: the session it opened (if any) takes the upload
       }
       progress({ status: 'Pushing', progressDetail: { current: 0, total: size }, id: short(diffId) });
       await upload(client, path, digest, size, () => createReadStream(file), scope, location);
