@@ -1,7 +1,8 @@
-// Faults injected into pulls: the registry connection cut mid-blob, blobs that do not match
-// their digest, berthd killed with SIGKILL mid-pull and restarted. Each time: a clean error for
-// the client, no partial layer, blob or image left behind, a retry that pulls the image whole,
-// and `berthd check` finding nothing wrong.
+// Faults injected into pulls: the registry connection cut mid-blob (resumed, or a clean error
+// once max-download-attempts are used up), blobs that do not match their digest, berthd killed
+// with SIGKILL mid-pull and restarted. Each time: a clean error for the client, no partial
+// layer, blob or image left behind, a retry that pulls the image whole, and `berthd check`
+// finding nothing wrong.
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -55,13 +56,17 @@ async function publish(repo: string, layers: number, size: number): Promise<stri
 
 /** The layer blobs of repo:1 as the registry lists them in its manifest. */
 async function layerDigests(repo: string): Promise<string[]> {
+  return (await layerBlobs(repo)).map((l) => l.digest);
+}
+
+async function layerBlobs(repo: string): Promise<Array<{ digest: string; size: number }>> {
   const agent = new Agent({ connect: { ca: await readFile(reg.caFile) } });
   try {
     const res = await request(`https://${reg.host}/v2/${repo}/manifests/1`, {
       dispatcher: agent,
       headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json', authorization: `Basic ${Buffer.from(`${reg.user}:${reg.password}`).toString('base64')}` },
     });
-    return ((await res.body.json()) as { layers: Array<{ digest: string }> }).layers.map((l) => l.digest);
+    return ((await res.body.json()) as { layers: Array<{ digest: string; size: number }> }).layers;
   } finally { await agent.close(); }
 }
 
@@ -71,8 +76,8 @@ const blobFile = (digest: string): string => {
 };
 
 /** A daemon with an empty store that trusts the proxy's address and is logged in through it. */
-async function freshDaemon(): Promise<Daemon> {
-  const d = await startDaemon();
+async function freshDaemon(config?: Record<string, unknown>): Promise<Daemon> {
+  const d = await startDaemon({ config });
   daemons.push(d);
   await mkdir(join(d.dir, 'certs.d', proxy.host), { recursive: true });
   await copyFile(reg.caFile, join(d.dir, 'certs.d', proxy.host, 'ca.crt'));
@@ -121,15 +126,18 @@ test.after.always(async () => {
   await reg?.stop();
 });
 
-test.serial('a registry connection cut mid-blob fails the pull cleanly; nothing is kept; a retry pulls', async (t) => {
+test.serial('a registry connection cut mid-blob is retried up to max-download-attempts, then fails cleanly; nothing is kept; a retry pulls', async (t) => {
   const id = await publish('faults/cut', 3, 3 << 20);
-  const d = await freshDaemon();
+  const d = await freshDaemon({ 'max-download-attempts': 2 });
   const before = await storeState(d);
   proxy.mode = { kind: 'cut', after: 1 << 20 };
+  const started = Date.now();
   const pull = await d.docker(['pull', `${proxy.host}/faults/cut:1`], { timeoutMs: 120_000 });
   proxy.mode = { kind: 'pass' };
   t.not(pull.code, 0);
   t.true(proxy.cuts > 0, 'the proxy cut connections');
+  t.regex(pull.stdout, /Retrying in 5 seconds/, 'the second try was announced');
+  t.true(Date.now() - started >= 4000, 'and waited for');
   t.regex(pull.stderr, /error pulling blob sha256:[0-9a-f]{64}: unexpected EOF/);
   t.notRegex(pull.stderr, /panic|TypeError|undefined/);
   t.is((await d.docker(['version', '-f', '{{.Server.Version}}'])).code, 0, 'the daemon still serves');
@@ -138,6 +146,26 @@ test.serial('a registry connection cut mid-blob fails the pull cleanly; nothing 
   const retry = await d.docker(['pull', `${proxy.host}/faults/cut:1`], { timeoutMs: 120_000 });
   t.is(retry.code, 0, retry.stderr);
   t.is((await d.docker(['image', 'inspect', '-f', '{{.Id}}', `${proxy.host}/faults/cut:1`])).stdout.trim(), id);
+  t.deepEqual(await offlineCheck(d), []);
+});
+
+test.serial('a download cut mid-blob is resumed where it stopped and the pull succeeds', async (t) => {
+  const repo = 'faults/resume';
+  const id = await publish(repo, 3, 3 << 20);
+  const blobs = await layerBlobs(repo);
+  const total = blobs.reduce((n, b) => n + b.size, 0);
+  const d = await freshDaemon();
+  proxy.mode = { kind: 'cut', after: 1 << 20, times: 2 };
+  const cutsBefore = proxy.cuts;
+  const relayedBefore = proxy.relayed;
+  const pull = await d.docker(['pull', `${proxy.host}/${repo}:1`], { timeoutMs: 120_000 });
+  proxy.mode = { kind: 'pass' };
+  t.is(pull.code, 0, pull.stderr);
+  t.is(proxy.cuts - cutsBefore, 2, 'two connections were cut');
+  t.regex(pull.stdout, /Retrying in 5 seconds/);
+  // a download started again from its first byte would fetch about 2 MiB more than the blobs
+  t.true(proxy.relayed - relayedBefore < total + (512 << 10), `relayed ${proxy.relayed - relayedBefore} for ${total} bytes of blobs: resumed with Range`);
+  t.is((await d.docker(['image', 'inspect', '-f', '{{.Id}}', `${proxy.host}/${repo}:1`])).stdout.trim(), id);
   t.deepEqual(await offlineCheck(d), []);
 });
 

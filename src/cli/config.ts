@@ -46,7 +46,7 @@ export const FILE_KEYS = new Set([
   'runtimes', 'insecure-registries', 'registry-mirrors', 'labels', 'live-restore', 'dns', 'dns-search',
   'dns-opts', 'log-driver', 'log-opts', 'storage-driver', 'storage-opts', 'default-ulimits', 'bip',
   'iptables', 'ip-forward', 'ip-masq', 'ipv6', 'fixed-cidr-v6', 'default-address-pools', 'features', 'builder',
-  'experimental', 'max-concurrent-downloads', 'max-concurrent-uploads', 'shutdown-timeout', 'mtu',
+  'experimental', 'max-concurrent-downloads', 'max-concurrent-uploads', 'max-download-attempts', 'shutdown-timeout', 'mtu',
   'userland-proxy', 'default-shm-size', 'default-cgroupns-mode', 'cgroup-parent', 'exec-opts',
   'init', 'init-path', 'seccomp-profile', 'no-new-privileges', 'icc', 'ip', 'default-network-opts',
 ]);

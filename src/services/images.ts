@@ -13,7 +13,7 @@ import {
   MediaTypes, RefError, chainIds, familiarRepo, familiarString, isDigest, parseRef, parseRefWithDefaultTag, refKey, sha256,
   type ImageConfigBlob, type ImageRef,
 } from '../oci/image.js';
-import { unpackInWorker } from '../store/unpack.js';
+import { unpackInWorker, type DownloadSource } from '../store/unpack.js';
 import { ScratchArchive, packArchive, type SaveEntry } from './image-archive.js';
 
 /** The image as `docker image inspect` shows it. */
@@ -382,18 +382,19 @@ export class ImageService {
    * expectedDiffId refuses the layer, as does a digest of the bytes as given (a download's
    * compressed blob) other than `blob.digest`. With `blob` (a pull), the blob stored is the
    * bytes as given, under their digest, and layer.json maps the diffID to it; otherwise the
-   * decompressed tar under its diffID. `transfer`: see unpackInWorker.
+   * decompressed tar under its diffID. `input`: a stream, or a registry download the worker
+   * thread makes itself.
    */
-  async prepareLayer(input: Readable, parent: string | null, expectedDiffId?: string, o: { transfer?: boolean; blob?: Omit<LayerBlob, 'size'> } = {}): Promise<PreparedLayer> {
-    // an error while the temp names are made (a download cut early) must not go unheard
+  async prepareLayer(input: Readable | DownloadSource, parent: string | null, expectedDiffId?: string, o: { blob?: Omit<LayerBlob, 'size'> } = {}): Promise<PreparedLayer> {
+    // an error while the temp names are made (a client gone early) must not go unheard
     let failed: Error | undefined;
-    input.on('error', (e) => { failed ??= e; });
+    if (input instanceof Readable) input.on('error', (e) => { failed ??= e; });
     const ingest = this.content.ingestPath();
     const tmp = await this.layers.begin();
     const abort = async (): Promise<void> => { await Promise.all([fsp.rm(ingest, { force: true }), this.layers.discard(tmp)]); };
     try {
       if (failed) throw failed;
-      const { diffId, size, inputDigest, inputSize } = await unpackInWorker(input, ingest, join(tmp, 'diff'), { transfer: o.transfer, keepInput: !!o.blob });
+      const { diffId, size, inputDigest, inputSize } = await unpackInWorker(input, ingest, join(tmp, 'diff'), { keepInput: !!o.blob });
       if (o.blob && o.blob.digest !== inputDigest) throw new DigestMismatchError(`blob digest mismatch: expected ${o.blob.digest}, got ${inputDigest}`);
       if (expectedDiffId && expectedDiffId !== diffId) throw new DigestMismatchError(`layer digest mismatch: expected ${expectedDiffId}, got ${diffId}`);
       const meta: LayerMeta = { chainId: parent ? sha256(`${parent} ${diffId}`) : diffId, diffId, parent, size };

@@ -1,11 +1,12 @@
 // Unpacking a layer: the (maybe gzipped) tar is decompressed, hashed, written to a content
 // store temp file (the bytes as given for a pull, the tar otherwise), and unpacked into a
 // layer's diff directory, in one pass. The work runs in a
-// small pool of worker threads (unpack-worker.ts): the daemon's main thread keeps only the
-// download (TLS, HTTP, the compressed digest), so on a machine with two cores or more a pull's
-// layers are decompressed and unpacked in parallel with it and with each other, and the
-// synchronous file-system calls of an unpacking layer never hold up the event loop. Without
-// worker threads (they failed to start) the same code runs in the main thread.
+// small pool of worker threads (unpack-worker.ts); a pull's worker downloads the layer too, so
+// the daemon's main thread does no work per byte, a pull's layers are fetched, decompressed
+// and unpacked in parallel with each other on a machine with two cores or more, and the
+// synchronous file-system calls of an unpacking layer never hold up the event loop. Streams
+// (load, import, build) are sent to the worker in batches. Without worker threads (they
+// failed to start) the same code runs in the main thread.
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -15,6 +16,8 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import { extractTar, maybeDecompress, UnsafeArchiveError } from '../oci/tar-extract.js';
 import { BatchWriter, WRITE_BATCH } from './batch-writer.js';
 import { DigestMismatchError } from './content.js';
+// the worker fetches registry blobs itself (see DownloadSource)
+import { downloadBlob, DownloadError, type BlobDownload, type DownloadEvents } from '../services/registry/blob-download.js';
 
 export interface Unpacked {
   diffId: string;
@@ -77,7 +80,7 @@ export async function unpackLayer(input: Readable, ingestPath: string, diffDir: 
 
 // --- main-thread side of the pool ----------------------------------------------------------
 
-/** Compressed bytes sent to a worker at a time. */
+/** Bytes of a stream sent to a worker at a time. */
 const SEND_BATCH = 512 * 1024;
 /** A worker with nothing to do ends after this long (its memory goes back). */
 const IDLE_MS = 30_000;
@@ -121,39 +124,48 @@ export function warmUnpackWorkers(n: number): void {
   while (pool.length < Math.min(n, poolSize)) if (!spawnWorker()) return;
 }
 
-function revive(err: { name: string; message: string; code?: string }): Error {
+/** Messages from a worker about a job. */
+interface WorkerMessage { more?: true; bytes?: number; retry?: number; done?: Unpacked; error?: { name: string; message: string; code?: string; status?: number } }
+
+function revive(err: NonNullable<WorkerMessage['error']>): Error {
   const e = err.name === 'UnsafeArchiveError' ? new UnsafeArchiveError(err.message)
-    : err.name === 'DigestMismatchError' ? new DigestMismatchError(err.message) : new Error(err.message);
+    : err.name === 'DigestMismatchError' ? new DigestMismatchError(err.message)
+      : err.name === 'DownloadError' ? new DownloadError(err.message, err.status) : new Error(err.message);
   if (err.code) (e as NodeJS.ErrnoException).code = err.code;
   return e;
 }
 
-/** Chunks as one buffer that owns its memory (so it can be transferred); `reuse`: may be a chunk itself. */
-function owned(chunks: Buffer[], total: number, reuse: boolean): Buffer {
-  if (reuse && chunks.length === 1) {
-    const c = chunks[0]!;
-    if (c.byteOffset === 0 && c.byteLength === c.buffer.byteLength) return c;
-  }
+/** Chunks as one buffer that owns its memory, so it can be transferred (the chunks may be shared). */
+function owned(chunks: Buffer[], total: number): Buffer {
   const out = Buffer.allocUnsafeSlow(total);
   let off = 0;
   for (const c of chunks) { c.copy(out, off); off += c.length; }
   return out;
 }
 
+/** A registry download to unpack: the worker fetches it itself (services/registry/blob-download.ts). */
+export interface DownloadSource { download: BlobDownload; signal: AbortSignal; events: DownloadEvents }
+
+const isDownload = (x: Readable | DownloadSource): x is DownloadSource => 'download' in x && !(x instanceof Readable);
+
 /**
- * Unpacks `input` in a worker thread (see unpackLayer). `transfer`: the stream's chunks belong
- * to the caller alone and may be handed to the worker without a copy (a download's batches).
+ * Unpacks `input` (a stream, or a download the worker makes) in a worker thread (see
+ * unpackLayer).
  */
-export async function unpackInWorker(input: Readable, ingestPath: string, diffDir: string, o: { transfer?: boolean; keepInput?: boolean } = {}): Promise<Unpacked> {
+export async function unpackInWorker(input: Readable | DownloadSource, ingestPath: string, diffDir: string, o: { keepInput?: boolean } = {}): Promise<Unpacked> {
   const w = pick();
-  if (!w) return unpackLayer(input, ingestPath, diffDir, false, !!o.keepInput);
+  if (!w) {
+    const stream = isDownload(input) ? downloadBlob(input.download, input.signal, input.events) : input;
+    return unpackLayer(stream, ingestPath, diffDir, false, !!o.keepInput);
+  }
   if (w.idle) { clearTimeout(w.idle); w.idle = undefined; }
   w.jobs++;
   w.worker.ref();
   const { port1, port2 } = new MessageChannel();
-  const it = input[Symbol.asyncIterator]();
+  const it = isDownload(input) ? undefined : input[Symbol.asyncIterator]();
   let sourceError: unknown;
   let finished = false;
+  let onAbort: (() => void) | undefined;
   try {
     return await new Promise<Unpacked>((resolve, reject) => {
       const onExit = (): void => reject(new Error('layer unpacking worker ended unexpectedly'));
@@ -165,7 +177,7 @@ export async function unpackInWorker(input: Readable, ingestPath: string, diffDi
         let total = 0;
         try {
           while (total < SEND_BATCH) {
-            const r = await it.next();
+            const r = await it!.next();
             if (r.done) break;
             const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
             chunks.push(c);
@@ -178,20 +190,31 @@ export async function unpackInWorker(input: Readable, ingestPath: string, diffDi
         }
         if (finished) return;
         if (!total) { port1.postMessage({ end: true }); return; }
-        const buf = owned(chunks, total, !!o.transfer);
+        const buf = owned(chunks, total);
         port1.postMessage({ chunk: buf.buffer }, [buf.buffer as ArrayBuffer]);
       };
-      port1.on('message', (m: { more?: true; done?: Unpacked; error?: { name: string; message: string; code?: string } }) => {
+      const events = isDownload(input) ? input.events : {};
+      port1.on('message', (m: WorkerMessage) => {
         if (m.more) void send();
+        else if (m.bytes !== undefined) events.bytes?.(m.bytes);
+        else if (m.retry !== undefined) events.retry?.(m.retry);
         else if (m.done) settle(() => resolve(m.done!));
         else if (m.error) settle(() => reject(sourceError ?? revive(m.error!)));
       });
-      w.worker.postMessage({ port: port2, ingestPath, diffDir, keepInput: !!o.keepInput }, [port2]);
+      if (isDownload(input)) {
+        const { signal } = input;
+        if (signal.aborted) { settle(() => reject(signal.reason)); return; }
+        onAbort = () => { sourceError ??= signal.reason; port1.postMessage({ abort: 'aborted' }); };
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+      const job = { port: port2, ingestPath, diffDir, keepInput: !!o.keepInput, download: isDownload(input) ? input.download : undefined };
+      w.worker.postMessage(job, [port2]);
     });
   } catch (err) {
-    await it.return?.().catch(() => {}); // stop reading (a download is destroyed with it)
+    await it?.return?.().catch(() => {}); // stop reading (a download is destroyed with it)
     throw err;
   } finally {
+    if (onAbort && isDownload(input)) input.signal.removeEventListener('abort', onAbort);
     port1.close();
     w.jobs--;
     if (w.jobs === 0 && !w.broken) {

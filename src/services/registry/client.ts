@@ -27,10 +27,13 @@ export class RegistryClient {
   /** Bearer tokens by scope set (scopeKey): a mount's combined scope and the push scope alternate. */
   private readonly tokens = new Map<string, string>();
   private basic = false;
+  /** The registry's own CA (certs.d), if it has one. */
+  private readonly ca: Buffer | undefined;
 
   constructor(readonly domain: string, private readonly o: RegistryOptions, private readonly auth: AuthConfig) {
     let ca: Buffer | undefined;
     try { ca = readFileSync(join(o.configDir, 'certs.d', domain, 'ca.crt')); } catch { /* system CAs */ }
+    this.ca = ca;
     this.base_ = new Agent({ connect: ca ? { ca } : {}, connections: 8, bodyTimeout: 120_000, headersTimeout: 30_000 });
     // blob GETs are redirected to storage by some registries
     this.agent = this.base_.compose(interceptors.redirect({ maxRedirections: 5 }));
@@ -88,6 +91,17 @@ export class RegistryClient {
       else res = await send();
     }
     return res;
+  }
+
+  /**
+   * What another thread needs to GET a path itself (a layer download in an unpack worker):
+   * the URL, the credentials answered so far for `scope` (the manifest's fetch answered the
+   * challenge), the CA.
+   */
+  async requestFor(path: string, scope: string): Promise<{ url: string; headers: Record<string, string>; ca?: string }> {
+    const url = `${await this.base()}${path}`;
+    const authz = this.authorization(scope);
+    return { url, headers: authz ? { authorization: authz } : {}, ca: this.ca?.toString('utf8') };
   }
 
   private authorization(scope: string): string | undefined {

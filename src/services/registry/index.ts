@@ -14,6 +14,7 @@ import { warmUnpackWorkers } from '../../store/unpack.js';
 export class RegistryService {
   private readonly opts: RegistryOptions;
   private readonly concurrency: number;
+  private readonly attempts: number;
   private readonly tmpDir: string;
 
   constructor(config: DaemonConfig, private readonly images: ImageService) {
@@ -24,6 +25,8 @@ export class RegistryService {
       mirrors: Array.isArray(f['registry-mirrors']) ? f['registry-mirrors'].map(String) : [],
     };
     this.concurrency = Number(f['max-concurrent-downloads']) || 3;
+    // tries per layer download, as the Engine's daemon.json option (default 5)
+    this.attempts = Math.max(1, Math.floor(Number(f['max-download-attempts']))) || 5;
     this.tmpDir = join(config.dataRoot, 'tmp');
   }
 
@@ -53,7 +56,7 @@ export class RegistryService {
       const top = await fetchManifest(client, ref, scope);
       return async (progress) => {
         try {
-          const id = await pullRest({ client, images: this.images, ref, top, platform, scope, concurrency: this.concurrency, progress });
+          const id = await pullRest({ client, images: this.images, ref, top, platform, scope, concurrency: this.concurrency, attempts: this.attempts, progress });
           this.images.publishEvent('pull', id, familiarString(ref));
           return id;
         } finally { await client.close(); }

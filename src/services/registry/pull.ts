@@ -1,16 +1,16 @@
 // docker pull: manifest (by tag or digest; an index resolved to the wanted platform), config,
 // then layers downloaded in parallel, each verified, decompressed, stored and unpacked while it
-// downloads (under temp names, in worker threads: store/unpack.ts), then a syncfs (most of the
-// data flushed already while later layers downloaded) and the layers made visible bottom-up,
-// with the Engine's progress messages. A blob that does not match its digest, or a download
-// cut short, fails the pull and nothing of it is kept.
+// downloads (under temp names, in worker threads that make the download: store/unpack.ts),
+// then one syncfs and the layers made visible bottom-up, with the Engine's progress messages.
+// A cut download is resumed after a wait, as the Engine retries; a blob that does not match
+// its digest, or a download that fails for good, fails the pull and nothing of it is kept.
 import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
 import { InvalidParameterError, NotFoundError, SystemError } from '../../errors.js';
 import { chainIds, familiarString, refKey, splitDomain, type ImageRef } from '../../oci/image.js';
 import type { ImageService, PreparedLayer } from '../images.js';
 import { syncFilesystem } from '../../store/atomic.js';
 import { DigestMismatchError } from '../../store/content.js';
+import { DownloadError, type DownloadEvents } from './blob-download.js';
 import type { RegistryClient } from './client.js';
 
 export const MEDIA = {
@@ -61,69 +61,44 @@ export async function platformManifest(client: RegistryClient, ref: ImageRef, to
 /**
  * Downloads a layer and, in the same pass, checks the compressed bytes against the manifest's
  * digest, stores them as they came as the layer's blob, decompresses and unpacks them
- * (ImageService.prepareLayer), all under temp names. A digest or diff ID mismatch, a corrupt
- * stream or a cut connection keeps nothing.
+ * (ImageService.prepareLayer), all under temp names, in a worker thread that makes the
+ * download itself (blob-download.ts: a cut connection is resumed up to `attempts` tries). A
+ * digest or diff ID mismatch, a corrupt stream or a download that fails for good keeps nothing.
  */
 async function fetchLayer(o: {
   client: RegistryClient; images: ImageService; repo: string; path: string; desc: { digest: string; size?: number; mediaType?: string }; diffId: string;
-  parent: string | null; scope: string; signal: AbortSignal; onBytes: (n: number) => void;
+  parent: string | null; scope: string; signal: AbortSignal; attempts: number; events: DownloadEvents;
 }): Promise<PreparedLayer> {
   const { desc } = o;
-  const res = await o.client.fetch(`/v2/${o.path}/blobs/${desc.digest}`, { scope: o.scope, signal: o.signal });
-  if (res.status >= 300) { await res.body.dump().catch(() => {}); throw new SystemError(`error pulling blob ${desc.digest}: registry answered ${res.status}`); }
-  let n = 0;
-  // counts the compressed bytes and hands them on in large chunks (few messages to the worker
-  // thread, few trips to zlib's thread pool there); the worker checks their digest
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  const meter = new Transform({
-    highWaterMark: NET_BATCH,
-    transform(chunk: Buffer, _e, cb) {
-      n += chunk.length;
-      o.onBytes(n);
-      pending.push(chunk);
-      pendingBytes += chunk.length;
-      if (pendingBytes < NET_BATCH) return cb();
-      const out = Buffer.concat(pending, pendingBytes);
-      pending = []; pendingBytes = 0;
-      cb(null, out);
-    },
-    flush(cb) { cb(null, pendingBytes ? Buffer.concat(pending, pendingBytes) : undefined); },
-  });
-  let cut: Error | undefined;
-  res.body.on('error', (e) => { cut = e; meter.destroy(e); });
-  res.body.pipe(meter);
-  let layer: PreparedLayer;
-  try {
-    layer = await o.images.prepareLayer(meter, o.parent, o.diffId, { transfer: true, blob: { digest: desc.digest, mediaType: desc.mediaType ?? MEDIA.dockerLayerGzip, from: o.repo } });
-  } catch (err) {
-    res.body.destroy(); // stop the download: a body nobody reads would keep the connection open
-    meter.destroy();
-    if (o.signal.aborted) throw o.signal.reason ?? err;
-    if (cut) throw new SystemError(`error pulling blob ${desc.digest}: ${describeCut(cut, n, desc.size)}`);
-    if (err instanceof DigestMismatchError || /incorrect header|incorrect data check|invalid|unexpected end|data error|Unexpected end|truncated/i.test(String((err as Error).message))) {
-      throw new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`);
+  const blobPath = `/v2/${o.path}/blobs/${desc.digest}`;
+  const blob = { digest: desc.digest, mediaType: desc.mediaType ?? MEDIA.dockerLayerGzip, from: o.repo };
+  for (let reauth = true; ; reauth = false) {
+    const download = { ...await o.client.requestFor(blobPath, o.scope), size: desc.size, attempts: o.attempts, retryDelayMs: RETRY_DELAY_MS };
+    try {
+      return await o.images.prepareLayer({ download, signal: o.signal, events: o.events }, o.parent, o.diffId, { blob });
+    } catch (err) {
+      if (o.signal.aborted) throw o.signal.reason ?? err;
+      if (err instanceof DownloadError) {
+        if (err.status === 401 && reauth) {
+          // credentials the worker had no longer do (an expired token): answered again here
+          await (await o.client.fetch(blobPath, { method: 'HEAD', scope: o.scope, signal: o.signal })).body.dump().catch(() => {});
+          continue;
+        }
+        throw new SystemError(`error pulling blob ${desc.digest}: ${err.message}`);
+      }
+      if (err instanceof DigestMismatchError || /incorrect header|incorrect data check|invalid|unexpected end|data error|Unexpected end|truncated/i.test(String((err as Error).message))) {
+        throw new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`);
+      }
+      throw err;
     }
-    throw err;
   }
-  if (desc.size !== undefined && n !== desc.size) {
-    await layer.abort();
-    throw new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`);
-  }
-  return layer;
 }
 
 /** Least time between two `Downloading` messages of a layer. */
 const PROGRESS_MS = 100;
 
-/** Compressed bytes gathered before they go to gunzip. */
-const NET_BATCH = 512 * 1024;
-
-/** A download that ended early, in the Engine's words. */
-function describeCut(err: Error, got: number, size: number | undefined): string {
-  const what = size ? ` after ${got} of ${size} bytes` : '';
-  return `unexpected EOF${what} (${(err as any).code ?? err.message})`;
-}
+/** Retry n of a layer download waits n times this, as the Engine does. */
+const RETRY_DELAY_MS = 5000;
 
 /** Runs at most `limit` of the tasks at a time. */
 async function limited<T>(items: T[], limit: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
@@ -141,7 +116,7 @@ async function limited<T>(items: T[], limit: number, fn: (x: T, i: number) => Pr
 /** After fetchManifest succeeded (errors before this point are plain HTTP errors): the rest, with progress. */
 export async function pullRest(o: {
   client: RegistryClient; images: ImageService; ref: ImageRef; top: ResolvedManifest; platform: string; scope: string;
-  concurrency: number; progress: Progress;
+  concurrency: number; attempts: number; progress: Progress;
 }): Promise<string> {
   const { client, images, ref, top, progress } = o;
   const { path } = splitDomain(ref.repo);
@@ -169,16 +144,9 @@ export async function pullRest(o: {
   images.pin(chains); // a concurrent rmi must not collect the layers before the image exists
   const stop = new AbortController();
   const prepared: Array<PreparedLayer | undefined> = [];
-  // a layer unpacked while others still download is flushed to disk meanwhile, so that the
-  // syncfs that must precede the commits has little left to write
-  let flushing: Promise<void> | undefined;
-  const flushEarly = (): void => {
-    flushing ??= syncFilesystem(images.layers.dir).catch(() => {}).finally(() => { flushing = undefined; });
-  };
   try {
     // every missing layer downloaded, verified and unpacked in one pass, `concurrency` at a time
     const todo = layersDesc.map((d, i) => ({ d, i })).filter((x) => !present[x.i]);
-    let unpacked = 0;
     for (const { d } of todo.slice(o.concurrency)) progress({ status: 'Waiting', progressDetail: {}, id: short(d.digest) });
     await limited(todo, o.concurrency, async ({ d, i }) => {
       let last = 0;
@@ -186,25 +154,28 @@ export async function pullRest(o: {
       try {
         prepared[i] = await fetchLayer({
           client, images, repo: ref.repo, path, desc: d, diffId: diffIds[i]!, parent: i > 0 ? chains[i - 1]! : null, scope: o.scope, signal: stop.signal,
-          onBytes: (n) => {
-            // at most ten updates a second per layer, as the Engine sends them: each is a write
-            // to the client, and on a loaded machine hundreds of them cost more than they show
-            if (n !== d.size && (n - last < 256 * 1024 || Date.now() - lastAt < PROGRESS_MS)) return;
-            last = n;
-            lastAt = Date.now();
-            progress({ status: 'Downloading', progressDetail: { current: n, total: d.size ?? 0 }, id: short(d.digest) });
+          attempts: o.attempts,
+          events: {
+            bytes: (n) => {
+              // at most ten updates a second per layer, as the Engine sends them: each is a write
+              // to the client, and on a loaded machine hundreds of them cost more than they show
+              if (n !== d.size && (n - last < 256 * 1024 || Date.now() - lastAt < PROGRESS_MS)) return;
+              last = n;
+              lastAt = Date.now();
+              progress({ status: 'Downloading', progressDetail: { current: n, total: d.size ?? 0 }, id: short(d.digest) });
+            },
+            retry: (seconds) => progress({ status: `Retrying in ${seconds} second${seconds === 1 ? '' : 's'}`, progressDetail: {}, id: short(d.digest) }),
           },
         });
       } catch (err) {
         stop.abort(err); // the other downloads stop too
         throw err;
       }
-      if (++unpacked < todo.length) flushEarly();
       progress({ status: 'Verifying Checksum', progressDetail: {}, id: short(d.digest) });
       progress({ status: 'Download complete', progressDetail: {}, id: short(d.digest) });
     });
-    // one flush for everything written, then the layers made visible bottom-up
-    await flushing;
+    // one flush for everything written (a flush while layers were still written measured slower:
+    // the writes wait on the writeback), then the layers made visible bottom-up
     if (todo.length) await syncFilesystem(images.layers.dir);
     for (const { d, i } of todo) {
       const id = short(d.digest);
