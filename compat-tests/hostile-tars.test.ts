@@ -62,3 +62,22 @@ test.serial('docker import and docker load contain or refuse every hostile tar',
   }
   t.is((await d.docker(['version'])).code, 0);
 });
+
+test.serial('a tar cut short is refused by load, import, build and archive upload with a clear error, and nothing fails unheard', async (t) => {
+  const { ensureBusyboxTar } = await import('./images-fixture.js');
+  const { readFile } = await import('node:fs/promises');
+  const whole = await readFile(await ensureBusyboxTar());
+  t.is((await d.request('POST', '/images/load?quiet=1', whole, { 'Content-Type': 'application/x-tar' })).status, 200);
+  const c = await d.request('POST', '/containers/create?name=cut-short', { Image: 'busybox', Cmd: ['true'] });
+  t.is(c.status, 201, c.body);
+  const cut = whole.subarray(0, whole.length >> 1);
+  const unheard = async (): Promise<number> => (await d.logs()).split('\n').filter((l) => /unhandled/i.test(l)).length;
+  const before = await unheard();
+  for (const [method, path] of [['POST', '/images/load'], ['POST', '/images/create?fromSrc=-&repo=cut-short'], ['POST', '/build?t=cut-short'], ['PUT', '/containers/cut-short/archive?path=/tmp']] as const) {
+    const r = await d.request(method, path, cut, { 'Content-Type': 'application/x-tar' });
+    t.regex(r.body, /Unexpected end of data/, `${path}: ${r.body}`);
+  }
+  await new Promise((r) => setTimeout(r, 300)); // a late rejection would be logged by now
+  t.is(await unheard(), before, 'no unhandled rejection in the daemon log');
+  t.is((await d.request('DELETE', '/containers/cut-short')).status, 204);
+});

@@ -21,6 +21,9 @@ export class ScratchArchive {
   async ingest(input: Readable): Promise<void> {
     const ex = tar.extract();
     const done = pipeline(maybeDecompress(input), ex);
+    // a truncated archive fails both the pipeline and the loop below: the loop's error is the
+    // one reported, the pipeline's must not surface as an unhandled rejection meanwhile
+    done.catch(() => {});
     for await (const entry of ex) {
       const h = entry.header;
       const name = safeComponents(h.name).join('/');
