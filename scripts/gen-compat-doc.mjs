@@ -51,7 +51,7 @@ out += `IPv6: \`network create --ipv6\` (one v6 subnet per network), v6 addresse
 out += `Known differences: `;
 out += `the embedded DNS answers on each user network's gateway address instead of 127.0.0.11; `;
 out += `published ports on 127.0.0.1 go through a userland proxy inside berthd (down while berthd is down). `;
-out += `a layer download cut mid-way fails the pull (the Engine retries it); the embedded DNS does not listen on an IPv6 address; `;
+out += `the embedded DNS does not listen on an IPv6 address; `;
 out += `Compose v2 (from Debian trixie) builds with DOCKER_BUILDKIT=0.\n`;
 // what the last `npm test` run (dist/last-test-run.tap) actually exercised, per test file
 try {
