@@ -89,6 +89,48 @@ test.serial('docker save -o then load into a fresh daemon gives the same ID', as
   }
 });
 
+test.serial('save/load keep the Parent link between images saved together, as the Engine does', async (t) => {
+  // a one-step build: its parent is busybox (the Engine's save writes manifest.json "Parent"
+  // for it, and its load restores the link; docker.io 20.10 was checked by
+  // scripts/check-reference-save)
+  const ctx = join(dir, 'parent-ctx');
+  const { mkdir, readFile } = await import('node:fs/promises');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nLABEL step=one\n');
+  const b = await d.docker(['build', '-q', '-t', 'child:1', ctx], { env: { DOCKER_BUILDKIT: '0' } });
+  t.is(b.code, 0, b.stderr);
+  const childId = b.stdout.trim();
+  t.is((await d.docker(['image', 'inspect', '-f', '{{.Parent}}', 'child:1'])).stdout.trim(), busyboxId);
+  const out = join(dir, 'parent.tar');
+  t.is((await d.docker(['save', '-o', out, 'child:1', 'busybox'])).code, 0);
+  const x = join(dir, 'parent-x');
+  await mkdir(x);
+  await run('tar', ['-xf', out, '-C', x]);
+  const manifest = JSON.parse(await readFile(join(x, 'manifest.json'), 'utf8'));
+  t.deepEqual(manifest.map((m: any) => [m.RepoTags[0], m.Parent]), [['child:1', busyboxId], ['busybox:latest', undefined]]);
+  // saved alone, the parent is not in the archive: no link
+  t.is((await d.docker(['save', '-o', join(dir, 'alone.tar'), 'child:1'])).code, 0);
+  await run('tar', ['-xf', join(dir, 'alone.tar'), '-C', x, 'manifest.json']);
+  t.is(JSON.parse(await readFile(join(x, 'manifest.json'), 'utf8'))[0].Parent, undefined);
+  const other = await startDaemon();
+  try {
+    t.is((await other.docker(['load', '-i', out])).code, 0);
+    t.is((await other.docker(['image', 'inspect', '-f', '{{.Id}} {{.Parent}}', 'child:1'])).stdout.trim(), `${childId} ${busyboxId}`);
+    t.is((await other.docker(['image', 'inspect', '-f', '{{.Parent}}', 'busybox'])).stdout.trim(), '');
+    // a link the Engine would refuse (busybox is no child of child:1) fails the load with its message
+    manifest[1].Parent = childId;
+    await writeFile(join(x, 'manifest.json'), JSON.stringify(manifest));
+    const bad = join(dir, 'bad-parent.tar');
+    await run('tar', ['-cf', bad, '-C', x, '.']);
+    const l = await other.docker(['load', '-i', bad]);
+    t.not(l.code, 0);
+    t.regex(l.stderr, new RegExp(`image ${childId} is not a valid parent for ${busyboxId}`));
+  } finally {
+    await other.stop();
+    await d.docker(['rmi', 'child:1']);
+  }
+});
+
 test.serial('docker import with --change and --message', async (t) => {
   const file = join(dir, 'rootfs.tar');
   const pack = tar.pack();

@@ -10,7 +10,8 @@ import tar from 'tar-stream';
 import { maybeDecompress, safeComponents } from '../oci/tar-extract.js';
 import { InvalidParameterError } from '../errors.js';
 
-export interface ArchiveImage { config: string; repoTags: string[]; layers: string[] }
+/** parent: manifest.json's Parent (an image ID), the Engine's link to an image saved with it. */
+export interface ArchiveImage { config: string; repoTags: string[]; layers: string[]; parent?: string }
 
 export class ScratchArchive {
   private readonly files = new Map<string, string>(); // archive path → scratch file
@@ -74,10 +75,13 @@ export class ScratchArchive {
 
   /** The images in the archive: from manifest.json, else from an OCI index.json. */
   async images(): Promise<ArchiveImage[]> {
-    const manifest = await this.json<Array<{ Config: string; RepoTags?: string[] | null; Layers: string[] }>>('manifest.json');
+    const manifest = await this.json<Array<{ Config: string; RepoTags?: string[] | null; Layers: string[]; Parent?: unknown }>>('manifest.json');
     if (manifest) {
       if (!Array.isArray(manifest)) throw new InvalidParameterError('invalid manifest.json in archive');
-      return manifest.map((m) => ({ config: m.Config, repoTags: m.RepoTags ?? [], layers: m.Layers ?? [] }));
+      return manifest.map((m) => ({
+        config: m.Config, repoTags: m.RepoTags ?? [], layers: m.Layers ?? [],
+        ...(typeof m.Parent === 'string' && m.Parent ? { parent: m.Parent } : {}),
+      }));
     }
     const index = await this.json<{ manifests: Array<{ digest: string; annotations?: Record<string, string> }> }>('index.json');
     if (!index) throw new InvalidParameterError('invalid tar: no manifest.json or index.json in archive');

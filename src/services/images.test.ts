@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import tar from 'tar-stream';
-import { ImageService, applyChanges } from './images.js';
+import { ImageService, applyChanges, validParent } from './images.js';
 import { ensureBusyboxTar } from '../../compat-tests/images-fixture.js';
 
 const run = promisify(execFile);
@@ -185,4 +185,19 @@ test('a pulled layer keeps its compressed blob (diffID mapped to it): save, chec
   await svc.remove('pulled:1');
   t.deepEqual((await readdir(join(root, 'layers'))).filter((n) => !n.startsWith('.')), []);
   t.deepEqual((await readdir(join(root, 'content/sha256'))), []);
+});
+
+test('validParent: the Engine\'s rule for docker load Parent links', (t) => {
+  const cfg = (history?: any[]) => ({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers' as const, diff_ids: [] }, ...(history ? { history } : {}) });
+  const base = [{ created: '2024-01-02T03:04:05.5Z', created_by: 'a' }, { created: '2024-01-02T03:04:06Z', created_by: 'b', empty_layer: true }];
+  t.true(validParent(cfg(), cfg()));
+  t.true(validParent(cfg([...base, { created_by: 'c' }]), cfg(base)));
+  // the same instant written otherwise (offset, trailing zeros) is the same entry
+  t.true(validParent(cfg([{ ...base[0], created: '2024-01-02T04:04:05.500000000+01:00' }, base[1], { created_by: 'c' }]), cfg(base)));
+  t.false(validParent(cfg([{ ...base[0], created: '2024-01-02T03:04:05.500000001Z' }, base[1], { created_by: 'c' }]), cfg(base)));
+  t.false(validParent(cfg([base[0], { ...base[1], empty_layer: false }, { created_by: 'c' }]), cfg(base)));
+  t.false(validParent(cfg([base[0], { ...base[1], created: undefined }, { created_by: 'c' }]), cfg(base)));
+  t.false(validParent(cfg(base), cfg(base)));                 // not one more entry
+  t.false(validParent(cfg([...base, {}, {}]), cfg(base)));
+  t.false(validParent(cfg(base), cfg()));
 });

@@ -468,6 +468,7 @@ export class ImageService {
       try { await archive.ingest(input); } catch (e) { throw new InvalidParameterError(`invalid tar archive: ${(e as Error).message}`); }
       const images = await archive.images();
       if (!images.length) throw new InvalidParameterError('no images found in the archive');
+      const links: Array<{ id: string; parent?: string }> = [];
       for (const entry of images) {
         const configBytes = await archive.readBytes(entry.config);
         const cfg = JSON.parse(configBytes.toString('utf8')) as ImageConfigBlob;
@@ -481,6 +482,7 @@ export class ImageService {
         }
         const before = entry.repoTags.map((t) => this.store.byRef(refKey(parseRefWithDefaultTag(t)))?.Id);
         const img = await this.addImage(configBytes, entry.repoTags);
+        links.push({ id: img.Id, parent: entry.parent });
         entry.repoTags.forEach((t, i) => {
           if (before[i] && before[i] !== img.Id) onMessage(`The image ${t} already exists, renaming the old one with ID ${before[i]} to empty string\n`);
         });
@@ -489,6 +491,15 @@ export class ImageService {
         } else {
           loaded.push(img.Id); onMessage(`Loaded image ID: ${img.Id}\n`); this.emit('load', img.Id);
         }
+      }
+      // manifest.json's Parent links, as the Engine keeps them: only to another image of this
+      // archive, and only a parent whose history is the child's minus its last entry
+      const ids = new Set(links.map((l) => l.id));
+      for (const { id, parent } of links) {
+        if (!parent || parent === id || !ids.has(parent)) continue;
+        if (!validParent(this.configs.get(id)!, this.configs.get(parent)!)) throw new InvalidParameterError(`image ${parent} is not a valid parent for ${id}`);
+        const img = this.store.get(id)!;
+        if (img.Parent !== parent) await this.store.put({ ...img, Parent: parent });
       }
       return loaded;
     } finally {
@@ -543,7 +554,9 @@ export class ImageService {
           index.manifests.push({ mediaType: MediaTypes.ociManifest, digest: mDigest, size: mBytes.length, annotations: { 'io.containerd.image.name': n, 'org.opencontainers.image.ref.name': r.tag ?? 'latest' } });
           (repositories[familiarRepo(r.repo)] ??= {})[r.tag ?? 'latest'] = layerNames.length ? cfg.rootfs.diff_ids[cfg.rootfs.diff_ids.length - 1].slice(7) : '';
         }
-        manifestJson.push({ Config: cfgName, RepoTags: familiar.length ? familiar : null, Layers: layerNames });
+        // the parent link when the parent is saved too (the Engine's loader validates it)
+        const parent = img.Parent && img.Parent !== img.Id && chosen.has(img.Parent) && validParent(cfg, this.configs.get(img.Parent)!) ? img.Parent : undefined;
+        manifestJson.push({ Config: cfgName, RepoTags: familiar.length ? familiar : null, Layers: layerNames, ...(parent ? { Parent: parent } : {}) });
         this.emit('save', img.Id, familiar[0]);
       }
       entries.push({ name: 'index.json', data: JSON.stringify(index) + '\n' });
@@ -589,6 +602,31 @@ export class ImageService {
 }
 
 // --- helpers ------------------------------------------------------------------------------
+
+/**
+ * Whether `parent` may be recorded as the parent of `child` (the Engine's rule for the Parent
+ * links of docker load): no history on either, or the child's history is the parent's plus one
+ * entry, the shared entries equal (times compared as instants).
+ */
+export function validParent(child: ImageConfigBlob, parent: ImageConfigBlob): boolean {
+  const hc = child.history ?? [], hp = parent.history ?? [];
+  if (hc.length === 0 && hp.length === 0) return true;
+  if (hc.length - hp.length !== 1) return false;
+  return hp.every((p, i) => {
+    const c = hc[i]!;
+    if ((p.created === undefined) !== (c.created === undefined)) return false;
+    if (p.created !== undefined && timeKey(p.created) !== timeKey(c.created!)) return false;
+    return (p.created_by ?? '') === (c.created_by ?? '') && (p.author ?? '') === (c.author ?? '')
+      && (p.comment ?? '') === (c.comment ?? '') && (p.empty_layer ?? false) === (c.empty_layer ?? false);
+  });
+}
+
+/** An RFC 3339 time as "<epoch seconds>.<nanoseconds>", so that equal instants compare equal. */
+function timeKey(t: string): string {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/i.exec(t);
+  const secs = m ? Date.parse(`${m[1]}${m[3]!.toUpperCase()}`) / 1000 : NaN;
+  return Number.isNaN(secs) ? t : `${secs}.${(m![2] ?? '').padEnd(9, '0')}`;
+}
 
 /** The OCI media type of a layer blob from the type it was pulled as. */
 function ociLayerType(mediaType: string): string {
