@@ -15,6 +15,7 @@ export class RegistryService {
   private readonly opts: RegistryOptions;
   private readonly concurrency: number;
   private readonly attempts: number;
+  private readonly uploads: number;
   private readonly tmpDir: string;
 
   constructor(config: DaemonConfig, private readonly images: ImageService) {
@@ -26,6 +27,7 @@ export class RegistryService {
     };
     this.concurrency = Number(f['max-concurrent-downloads']) || 3;
     // tries per layer download, as the Engine's daemon.json option (default 5)
+    this.uploads = Number(f['max-concurrent-uploads']) || 5;
     this.attempts = Math.max(1, Math.floor(Number(f['max-download-attempts']))) || 5;
     this.tmpDir = join(config.dataRoot, 'tmp');
   }
@@ -75,7 +77,7 @@ export class RegistryService {
     const client = this.client(domain, parseRegistryAuth(authHeader));
     try {
       const img = this.images.find(familiarString(ref));
-      await push({ client, images: this.images, ref, tmpDir: this.tmpDir, progress });
+      await push({ client, images: this.images, ref, tmpDir: this.tmpDir, concurrency: this.uploads, progress });
       this.images.publishEvent('push', img.Id, familiarString(ref));
     } finally { await client.close(); }
   }

@@ -101,7 +101,7 @@ const PROGRESS_MS = 100;
 const RETRY_DELAY_MS = 5000;
 
 /** Runs at most `limit` of the tasks at a time. */
-async function limited<T>(items: T[], limit: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
+export async function limited<T>(items: T[], limit: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
   let failed: unknown;
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {

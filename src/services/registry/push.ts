@@ -1,7 +1,8 @@
 // docker push: each layer as its gzipped blob (a pulled layer's blob as it was downloaded;
 // others gzipped deterministically, so a second push finds them), checked with HEAD, mounted
 // from the repository it was pulled from when that is on the same registry (uploaded when the
-// registry refuses), uploaded when missing; then the config and a schema 2 manifest under the tag.
+// registry refuses), uploaded when missing, max-concurrent-uploads (default 5) layers at a time;
+// then the config and a schema 2 manifest under the tag.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { SystemError, UnauthorizedError } from '../../errors.js';
 import { familiarString, splitDomain, type ImageRef } from '../../oci/image.js';
 import type { ImageService } from '../images.js';
 import type { RegistryClient } from './client.js';
-import { MEDIA, type Progress } from './pull.js';
+import { limited, MEDIA, type Progress } from './pull.js';
 
 const short = (d: string): string => d.replace(/^sha256:/, '').slice(0, 12);
 
@@ -51,7 +52,7 @@ async function upload(client: RegistryClient, path: string, digest: string, size
   if (res.status !== 201) throw new SystemError(`uploading blob ${digest}: registry answered ${res.status} ${text.slice(0, 200)}`);
 }
 
-export async function push(o: { client: RegistryClient; images: ImageService; ref: ImageRef; tmpDir: string; progress: Progress }): Promise<string> {
+export async function push(o: { client: RegistryClient; images: ImageService; ref: ImageRef; tmpDir: string; concurrency: number; progress: Progress }): Promise<string> {
   const { client, images, ref, progress } = o;
   const { path } = splitDomain(ref.repo);
   const scope = `repository:${path}:pull,push`;
@@ -67,7 +68,9 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
   try {
     const layers: Array<{ mediaType: string; size: number; digest: string }> = [];
     const { domain } = splitDomain(ref.repo);
-    for (const [i, diffId] of diffIds.entries()) {
+    // `concurrency` layers at a time (daemon.json max-concurrent-uploads), the others wait
+    for (const d of diffIds.slice(o.concurrency)) progress({ status: 'Waiting', progressDetail: {}, id: short(d) });
+    await limited(diffIds.map((diffId, i) => ({ diffId, i })), o.concurrency, async ({ diffId, i }) => {
       const blob = img.ChainIds[i] ? images.layerBlob(img.ChainIds[i]!) : { digest: diffId, size: -1, mediaType: '' };
       let file: string, digest: string, size: number;
       if (/gzip/.test(blob.mediaType) && blob.digest !== diffId) {
@@ -84,10 +87,10 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
         digest = `sha256:${hash.digest('hex')}`;
         size = n;
       }
-      layers.push({ mediaType: MEDIA.dockerLayerGzip, size, digest });
+      layers[i] = { mediaType: MEDIA.dockerLayerGzip, size, digest };
       if (await blobExists(client, path, digest, scope)) {
         progress({ status: 'Layer already exists', progressDetail: {}, id: short(diffId) });
-        continue;
+        return;
       }
       let location: string | undefined;
       if (blob.from && digest === blob.digest && blob.from !== ref.repo && splitDomain(blob.from).domain === domain) {
@@ -96,7 +99,7 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
         const r = await startUpload(client, path, `${scope} repository:${from}:pull`, { digest, from });
         if (r === true) {
           progress({ status: `Mounted from ${from}`, progressDetail: {}, id: short(diffId) });
-          continue;
+          return;
         }
         location = r ?? undefined; // not mounted: the session it opened (if any) takes the upload
       }
@@ -104,7 +107,7 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
       await upload(client, path, digest, size, () => createReadStream(file), scope, location);
       progress({ status: 'Pushing', progressDetail: { current: size, total: size }, id: short(diffId) });
       progress({ status: 'Pushed', progressDetail: {}, id: short(diffId) });
-    }
+    });
     if (!(await blobExists(client, path, img.Id, scope))) await upload(client, path, img.Id, cfgBytes.length, () => cfgBytes, scope);
     const manifest = Buffer.from(JSON.stringify({
       schemaVersion: 2, mediaType: MEDIA.dockerManifest,
