@@ -17,6 +17,13 @@ import { limited, MEDIA, type Progress } from './pull.js';
 
 const short = (d: string): string => d.replace(/^sha256:/, '').slice(0, 12);
 
+/**
+ * Digest and size of the gzip of each layer compressed by a push so far (diffID → blob), so
+ * that pushing it again, elsewhere or under another tag, asks the registry before compressing.
+ * The compression is deterministic: the same layer always gives the same blob.
+ */
+const gzipped = new Map<string, { digest: string; size: number }>();
+
 async function blobExists(client: RegistryClient, path: string, digest: string, scope: string): Promise<boolean> {
   const res = await client.fetch(`/v2/${path}/blobs/${digest}`, { method: 'HEAD', scope });
   await res.body.dump();
@@ -73,6 +80,13 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
     await limited(diffIds.map((diffId, i) => ({ diffId, i })), o.concurrency, async ({ diffId, i }) => {
       const blob = img.ChainIds[i] ? images.layerBlob(img.ChainIds[i]!) : { digest: diffId, size: -1, mediaType: '' };
       let file: string, digest: string, size: number;
+      const known = gzipped.get(diffId);
+      if (known && await blobExists(client, path, known.digest, scope)) {
+        // compressed for an earlier push and the registry has it: nothing to compress again
+        layers[i] = { mediaType: MEDIA.dockerLayerGzip, size: known.size, digest: known.digest };
+        progress({ status: 'Layer already exists', progressDetail: {}, id: short(diffId) });
+        return;
+      }
       if (/gzip/.test(blob.mediaType) && blob.digest !== diffId) {
         // pulled: the blob as it was downloaded, no recompression
         file = images.content.path(blob.digest);
@@ -86,6 +100,7 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
         await pipeline(createReadStream(images.content.path(blob.digest)), createGzip({ level: 6 }), meter, createWriteStream(file));
         digest = `sha256:${hash.digest('hex')}`;
         size = n;
+        gzipped.set(diffId, { digest, size });
       }
       layers[i] = { mediaType: MEDIA.dockerLayerGzip, size, digest };
       if (await blobExists(client, path, digest, scope)) {
