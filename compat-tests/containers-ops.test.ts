@@ -66,6 +66,7 @@ test('diff, commit (changes, author) and export', async (t) => {
   t.is(img.Author, 'tester');
   t.is(img.Comment, 'snapshot');
   t.is(img.RootFS.Layers.length, 2);
+  t.is(img.Parent, (await d.docker(['image', 'inspect', '-f', '{{.Id}}', 'busybox'])).stdout.trim(), 'the container\'s image is the parent');
   t.regex((await d.docker(['history', 'committed:1'])).stdout, /snapshot/);
   const ev = await d.docker(['events', '--since', '2m', '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'container=changer', '--filter', 'event=commit', '--format', '{{.Action}} {{.Actor.Attributes.comment}}']);
   t.is(ev.stdout.trim(), 'commit snapshot');

@@ -160,7 +160,8 @@ export class ContainerOps {
       };
       let tag: string[] = [];
       if (o.repo) tag = [o.tag ? `${o.repo}:${o.tag}` : o.repo];
-      const img = await this.images.addImage(Buffer.from(JSON.stringify(blob)), tag);
+      // the container's image is the new image's parent, as the Engine records it
+      const img = await this.images.addImage(Buffer.from(JSON.stringify(blob)), tag, baseImg.Id);
       this.containers.publishEvent(rec, 'commit', { comment: o.comment ?? '' });
       return img.Id;
     } finally {
