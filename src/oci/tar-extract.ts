@@ -40,9 +40,10 @@ const INFLATE_CHUNK = 1 << 20;
 
 /**
  * Gunzips when the stream starts with the gzip magic; passes plain tar through. The returned
- * stream ending early (destroyed) destroys input too.
+ * stream ending early (destroyed) destroys input too. `consumed`: called with each input chunk
+ * gunzip has finished reading (it holds no reference after), so the caller may reuse it.
  */
-export function maybeDecompress(input: Readable): Readable {
+export function maybeDecompress(input: Readable, consumed?: (chunk: Buffer) => void): Readable {
   const out = new PassThrough({ highWaterMark: INFLATE_CHUNK });
   const head: Buffer[] = [];
   let len = 0;
@@ -52,7 +53,7 @@ export function maybeDecompress(input: Readable): Readable {
     input.removeListener('data', onData);
     input.removeListener('end', onEnd);
     input.pause();
-    const first = Buffer.concat(head);
+    const first = head.length === 1 ? head[0]! : Buffer.concat(head);
     if (first.length >= 4 && first.readUInt32LE(0) === 0xfd2fb528) {
       out.destroy(new UnsafeArchiveError('zstd-compressed layers are not supported'));
       return;
@@ -63,6 +64,19 @@ export function maybeDecompress(input: Readable): Readable {
       gunzip.on('error', (e) => out.destroy(e));
       gunzip.pipe(out);
       target = gunzip;
+    }
+    if (target !== out && consumed) {
+      // as pipe() does, but each write's callback says when zlib is done with the chunk
+      const feed = (c: Buffer): void => {
+        if (!target.write(c, (err) => { if (!err) consumed(c); })) input.pause();
+      };
+      target.on('drain', () => input.resume());
+      if (first.length) feed(first);
+      if (ended) { target.end(); return; }
+      input.on('data', feed);
+      input.once('end', () => target.end());
+      input.resume();
+      return;
     }
     if (first.length) target.write(first);
     if (ended) target.end();

@@ -17,7 +17,7 @@ import { extractTar, maybeDecompress, UnsafeArchiveError } from '../oci/tar-extr
 import { BatchWriter, WRITE_BATCH } from './batch-writer.js';
 import { DigestMismatchError } from './content.js';
 // the worker fetches registry blobs itself (see DownloadSource)
-import { downloadBlob, DownloadError, type BlobDownload, type DownloadEvents } from '../services/registry/blob-download.js';
+import { downloadBlob, DownloadError, recycleBatch, type BlobDownload, type DownloadEvents } from '../services/registry/blob-download.js';
 
 export interface Unpacked {
   diffId: string;
@@ -66,7 +66,8 @@ export async function unpackLayer(input: Readable, ingestPath: string, diffDir: 
   const hashIn = hashing(inHash, keepInput, (n) => { inputSize += n; });
   input.on('error', (e) => hashIn.destroy(e));
   try {
-    const plain = maybeDecompress(input.pipe(hashIn));
+    // batches go back to the download's pool only when written synchronously: BatchWriter keeps them
+    const plain = maybeDecompress(input.pipe(hashIn), sync ? recycleBatch : undefined);
     plain.on('error', (e) => tee.destroy(e));
     const { size: fileBytes } = await extractTar(plain.pipe(tee), diffDir, { syncWrites: sync });
     // extractTar reads its stream to the end, so hashIn has seen (and stored) every byte
