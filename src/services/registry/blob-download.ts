@@ -90,8 +90,61 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> => new Promise((r
   signal.addEventListener('abort', stop, { once: true });
 });
 
-async function* chunks(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents): AsyncGenerator<Buffer> {
+// Batch buffers come back (recycleBatch) once zlib has consumed them: touching fresh memory is
+// costly (an allocation per batch cost more CPU than the copy), a warm buffer is nearly free.
+const spare: Buffer[] = [];
+const issued = new WeakSet<Buffer>();
+const SPARE_MAX = 8;
+
+/**
+ * Gives back a batch from downloadBlob that nothing reads any more (the unpacker calls it when
+ * its synchronous write and gunzip are done with the bytes). Anything else is ignored.
+ */
+export function recycleBatch(buf: Buffer): void {
+  if (issued.delete(buf) && spare.length < SPARE_MAX) spare.push(buf);
+}
+
+/**
+ * The body's chunks a group at a time (those that arrived since the last wake-up): the reader
+ * wakes once per group rather than once per 16 KiB TLS record, and nothing is concatenated.
+ */
+async function* groups(res: IncomingMessage): AsyncGenerator<Buffer[]> {
+  let queued: Buffer[] = [];
+  let bytes = 0;
+  let ended = false;
+  let failed: unknown;
+  let wake: (() => void) | undefined;
+  const ping = (): void => { const w = wake; wake = undefined; w?.(); };
+  res.on('data', (c: Buffer) => {
+    queued.push(c);
+    bytes += c.length;
+    if (bytes >= BATCH) res.pause();
+    ping();
+  });
+  res.on('end', () => { ended = true; ping(); });
+  res.on('error', (e) => { failed = e; ping(); });
+  res.on('close', () => { if (!ended) failed ??= new Error('connection closed early'); ping(); });
+  for (;;) {
+    if (queued.length) {
+      const g = queued;
+      queued = [];
+      bytes = 0;
+      yield g;
+      res.resume();
+      continue;
+    }
+    if (failed) throw failed;
+    if (ended) return;
+    await new Promise<void>((r) => { wake = r; });
+  }
+}
+
+/** The blob in BATCH-sized buffers (reused ones when recycled), a shorter last one. */
+async function* batches(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents): AsyncGenerator<Buffer> {
   let got = 0;
+  // the batch being filled; it carries over a cut connection
+  let buf = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
+  let fill = 0;
   for (let attempt = 1; ; attempt++) {
     let failure = 'connection closed early';
     let res: IncomingMessage | undefined;
@@ -112,19 +165,33 @@ async function* chunks(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents)
         failure = `registry answered ${status}`;
       } else {
         try {
-          for await (const raw of res) {
-            let c = raw as Buffer;
-            if (skip) {
-              if (c.length <= skip) { skip -= c.length; continue; }
-              c = c.subarray(skip);
-              skip = 0;
+          for await (const group of groups(res)) {
+            for (let c of group) {
+              if (skip) {
+                if (c.length <= skip) { skip -= c.length; continue; }
+                c = c.subarray(skip);
+                skip = 0;
+              }
+              got += c.length;
+              if (d.size !== undefined && got > d.size) throw new DigestMismatchError(`blob longer than its ${d.size} bytes`);
+              while (c.length) {
+                const n = c.copy(buf, fill);
+                fill += n;
+                c = c.subarray(n);
+                if (fill < BATCH) continue;
+                issued.add(buf);
+                yield buf;
+                buf = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
+                fill = 0;
+              }
             }
-            got += c.length;
-            if (d.size !== undefined && got > d.size) throw new DigestMismatchError(`blob longer than its ${d.size} bytes`);
             ev.bytes?.(got);
-            yield c;
           }
-          if (d.size === undefined || got === d.size) return;
+          if (d.size === undefined || got === d.size) {
+            if (fill) yield buf.subarray(0, fill);
+            else if (spare.length < SPARE_MAX) spare.push(buf);
+            return;
+          }
         } catch (err) {
           if (signal.aborted) throw signal.reason ?? err;
           if (err instanceof DigestMismatchError) throw err;
@@ -143,41 +210,7 @@ async function* chunks(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents)
   }
 }
 
-// Batch buffers come back (recycleBatch) once zlib has consumed them: touching fresh memory is
-// costly (an allocation per batch cost more CPU than the copy), a warm buffer is nearly free.
-const spare: Buffer[] = [];
-const issued = new WeakSet<Buffer>();
-const SPARE_MAX = 8;
-
-/**
- * Gives back a batch from downloadBlob that nothing reads any more (the unpacker calls it when
- * its synchronous write and gunzip are done with the bytes). Anything else is ignored.
- */
-export function recycleBatch(buf: Buffer): void {
-  if (issued.delete(buf) && spare.length < SPARE_MAX) spare.push(buf);
-}
-
-/** Gathers chunks into BATCH-sized buffers (reused ones when recycled); a shorter last one. */
-async function* batched(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  let buf = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
-  let fill = 0;
-  for await (let c of src) {
-    while (c.length) {
-      const n = c.copy(buf, fill);
-      fill += n;
-      c = c.subarray(n);
-      if (fill < BATCH) continue;
-      issued.add(buf);
-      yield buf;
-      buf = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
-      fill = 0;
-    }
-  }
-  if (fill) yield buf.subarray(0, fill);
-  else spare.push(buf);
-}
-
 /** The blob's bytes; the stream fails with DownloadError, DigestMismatchError or the abort reason. */
 export function downloadBlob(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents = {}): Readable {
-  return Readable.from(batched(chunks(d, signal, ev)), { objectMode: false, highWaterMark: 2 * BATCH });
+  return Readable.from(batches(d, signal, ev), { objectMode: false, highWaterMark: 2 * BATCH });
 }
