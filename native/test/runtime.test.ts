@@ -318,10 +318,15 @@ sys.stdout.write(out.decode()); sys.stdout.flush()`;
   const recv = spawn('python3', ['-c', py, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
   let got = '';
   recv.stdout.on('data', (b) => { got += b; });
+  const recvClosed = new Promise<boolean>((r2) => recv.on('close', () => r2(true)));
   await new Promise<void>((r) => { const f = () => (got.includes('ready') ? r() : setTimeout(f, 10)); f(); });
   const r = await run(BERTH, ['--root', e.root, 'run', '--bundle', e.b.bundle, '--console-socket', sock, e.id]);
-  await new Promise((r2) => recv.on('close', r2));
+  // a runtime that never connected leaves the receiver in accept(): fail with its error, not hang
+  let timer: NodeJS.Timeout | undefined;
+  const closed = await Promise.race([recvClosed, new Promise<boolean>((r2) => { timer = setTimeout(() => { recv.kill('SIGKILL'); r2(false); }, 10_000); })]);
+  clearTimeout(timer);
   t.is(r.code, 0, r.stderr);
+  t.true(closed, `the console receiver got no end of output (runtime: ${r.code} ${r.stderr})`);
   t.regex(got, /\/dev\/pts\/0\r?\n33 99/);
 });
 
