@@ -12,6 +12,7 @@ import { syncFilesystem } from '../../store/atomic.js';
 import { DigestMismatchError } from '../../store/content.js';
 import { DownloadError, type DownloadEvents } from './blob-download.js';
 import type { RegistryClient } from './client.js';
+import { limited } from './limited.js';
 
 export const MEDIA = {
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
@@ -99,19 +100,6 @@ const PROGRESS_MS = 100;
 
 /** Retry n of a layer download waits n times this, as the Engine does. */
 const RETRY_DELAY_MS = 5000;
-
-/** Runs at most `limit` of the tasks at a time. */
-export async function limited<T>(items: T[], limit: number, fn: (x: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length && failed === undefined) {
-      const i = next++;
-      try { await fn(items[i]!, i); } catch (err) { failed ??= err; }
-    }
-  }));
-  if (failed !== undefined) throw failed;
-}
 
 /** After fetchManifest succeeded (errors before this point are plain HTTP errors): the rest, with progress. */
 export async function pullRest(o: {

@@ -13,7 +13,8 @@ import { SystemError, UnauthorizedError } from '../../errors.js';
 import { familiarString, splitDomain, type ImageRef } from '../../oci/image.js';
 import type { ImageService } from '../images.js';
 import type { RegistryClient } from './client.js';
-import { limited, MEDIA, type Progress } from './pull.js';
+import { limited } from './limited.js';
+import { MEDIA, type Progress } from './pull.js';
 
 const short = (d: string): string => d.replace(/^sha256:/, '').slice(0, 12);
 
