@@ -32,6 +32,8 @@ export interface StartOptions {
   dataRoot?: string;
   /** Milliseconds to wait for the first OK /_ping (default 20 s). */
   readyTimeoutMs?: number;
+  /** Options for node itself, before the daemon's script (e.g. --cpu-prof when profiling). */
+  nodeArgs?: string[];
 }
 
 export interface Daemon {
@@ -132,7 +134,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
     const out = openSync(logFile, 'a');
     const args = [BERTHD, '-H', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', execRoot,
       '--pidfile', join(dir, 'berthd.pid'), '--config-file', configFile, '--log-level', opts.logLevel ?? 'debug', ...(opts.args ?? [])];
-    const c = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: { ...process.env, ...opts.env } });
+    const c = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...args], { stdio: ['ignore', out, out], env: { ...process.env, ...opts.env } });
     closeSync(out);
     child = c;
     const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);

@@ -21,6 +21,8 @@ export interface Registry {
   caFile: string;
   user: string;
   password: string;
+  /** The registry server's process (benchmarks read its CPU time). */
+  pid: number;
   /** Token auth: every token request, in order, with the user who asked ('' when anonymous). */
   tokenRequests: Array<{ user: string; scopes: string[] }>;
   /** Puts the CA where a daemon with this config dir looks for it (certs.d/<host>/ca.crt). */
@@ -123,7 +125,7 @@ export async function startRegistry(o: { auth?: boolean | 'token'; policy?: Toke
   }
   await agent.close();
   return {
-    host, dir, storage, caFile: join(dir, 'ca.pem'), user, password, tokenRequests,
+    host, dir, storage, caFile: join(dir, 'ca.pem'), user, password, tokenRequests, pid: child.pid!,
     trustIn: async (configDir) => {
       await mkdir(join(configDir, 'certs.d', host), { recursive: true });
       await copyFile(join(dir, 'ca.pem'), join(configDir, 'certs.d', host, 'ca.crt'));

@@ -3,7 +3,7 @@
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import { buildHandlers } from '../routes/index.js';
 import type { HandlerTable } from '../routes/types.js';
-import { createServices, shutdownServices, type DaemonConfig, type Services } from '../services/index.js';
+import { createServices, shutdownServices, warmServices, type DaemonConfig, type Services } from '../services/index.js';
 import { acquireLock, LockedError } from '../store/lock.js';
 import { join } from 'node:path';
 import { ApiServer } from './api-server.js';
@@ -78,7 +78,7 @@ export async function startDaemon(o: DaemonOptions): Promise<RunningDaemon> {
       }
     }
     if (o.pidfile) await writeFile(o.pidfile, `${process.pid}\n`, { mode: 0o644 });
-    setImmediate(() => validator.warm());
+    setImmediate(() => { validator.warm(); warmServices(services!); });
   } catch (e) {
     await stop().catch(() => {});
     throw e;

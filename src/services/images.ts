@@ -13,7 +13,7 @@ import {
   MediaTypes, RefError, chainIds, familiarRepo, familiarString, isDigest, parseRef, parseRefWithDefaultTag, refKey, sha256,
   type ImageConfigBlob, type ImageRef,
 } from '../oci/image.js';
-import { unpackInWorker, type DownloadSource } from '../store/unpack.js';
+import { unpackInWorker, warmUnpackWorkers, type DownloadSource } from '../store/unpack.js';
 import { ScratchArchive, packArchive, type SaveEntry } from './image-archive.js';
 
 /** The image as `docker image inspect` shows it. */
@@ -69,6 +69,9 @@ export class ImageService {
     this.store = new ImageStore(dataRoot);
     this.tmpDir = join(dataRoot, 'tmp', 'images');
   }
+
+  /** Once the daemon listens: the layer unpacking workers boot before the first pull needs them. */
+  warm(): void { warmUnpackWorkers(); }
 
   async init(): Promise<void> {
     await this.content.init();

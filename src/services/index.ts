@@ -110,6 +110,14 @@ export async function createServices(config: DaemonConfig): Promise<Services> {
 }
 
 /** Calls every service's shutdown hook, last constructed first; errors are reported, not thrown. */
+/** Calls each service's `warm()`: work done ahead, once the daemon listens, so first requests are fast. */
+export function warmServices(services: Services): void {
+  for (const [name, svc] of Object.entries(services)) {
+    const hook = (svc as { warm?: () => void } | null)?.warm;
+    if (typeof hook === 'function' && name !== 'config') hook.call(svc);
+  }
+}
+
 export async function shutdownServices(services: Services, onError: (name: string, err: unknown) => void = () => {}): Promise<void> {
   for (const [name, svc] of Object.entries(services).reverse()) {
     const hook = (svc as { shutdown?: () => Promise<void> | void } | null)?.shutdown;
