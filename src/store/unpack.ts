@@ -119,6 +119,13 @@ function pick(): PoolWorker | undefined {
   return spawnWorker() ?? free;
 }
 
+/**
+ * Tests only: `true` makes unpackInWorker take the path it takes when worker threads failed
+ * to start (the work runs in the main thread, writes batched and asynchronous); `false` puts
+ * the worker pool back.
+ */
+export function forceMainThreadUnpackForTests(on: boolean): void { workersFailed = on; }
+
 /** Starts n workers ahead of the first layer (a pull calls it before it fetches its manifest). */
 export function warmUnpackWorkers(n: number): void {
   if (workersFailed) return;
