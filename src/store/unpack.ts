@@ -131,6 +131,13 @@ function pick(): PoolWorker | undefined {
 }
 
 /**
+ * Tests only: `true` makes unpackInWorker take the path it takes when worker threads failed
+ * to start (the work runs in the main thread, writes batched and asynchronous); `false` puts
+ * the worker pool back.
+ */
+export function forceMainThreadUnpackForTests(on: boolean): void { workersFailed = on; }
+
+/**
  * Starts n workers (all the pool may hold when n is left out) ahead of the first layer: the
  * daemon calls it once it listens, a pull before it fetches its manifest.
  */

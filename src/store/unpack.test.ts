@@ -1,0 +1,178 @@
+// The unpacker's main-thread fallback (unpackInWorker when worker threads could not start:
+// unpackLayer with batched asynchronous writes, BatchWriter) on a real gzip layer, checked
+// against what it must produce and against the worker thread's result for the same bytes;
+// and layers that fail there (cut short, corrupt, not matching their digests, a download that
+// fails for good) leaving nothing of themselves in the store.
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import tar from 'tar-stream';
+import { ImageService } from '../services/images.js';
+import { DownloadError } from '../services/registry/blob-download.js';
+import { DigestMismatchError } from './content.js';
+import { forceMainThreadUnpackForTests, unpackInWorker, type Unpacked } from './unpack.js';
+
+const run = promisify(execFile);
+const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+function packTar(entries: Array<{ header: Partial<tar.Header> & { name: string }; data?: Buffer | string }>): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const p = tar.pack();
+    const chunks: Buffer[] = [];
+    p.on('data', (c: unknown) => chunks.push(c as Buffer));
+    p.on('end', () => resolve(Buffer.concat(chunks)));
+    p.on('error', reject);
+    for (const e of entries) p.entry(e.header as tar.Header, e.data ?? '');
+    p.finalize();
+  });
+}
+
+// incompressible, larger than a few write batches (BatchWriter's 1 MiB): the ingest file and
+// this file are both written in several asynchronous batches
+const big = randomBytes((3 << 20) + 12345);
+const small = Buffer.from('hello from a layer\n');
+const mtime = new Date('2021-03-04T05:06:07Z');
+
+const layerTar = packTar([
+  { header: { name: 'etc/', type: 'directory', mode: 0o750, mtime } },
+  { header: { name: 'etc/conf', mode: 0o640, uid: 12, gid: 34, mtime }, data: small },
+  { header: { name: 'etc/conf-link', type: 'symlink', linkname: 'conf' } },
+  { header: { name: 'etc/conf-hard', type: 'link', linkname: 'etc/conf' } },
+  { header: { name: 'var/lib/data.bin', mode: 0o600, mtime }, data: big },
+  { header: { name: 'usr/.wh.gone', mode: 0o644 } },
+  { header: { name: 'opt/', type: 'directory', mode: 0o755 } },
+  { header: { name: 'opt/.wh..wh..opq', mode: 0o644 } },
+]);
+
+/** The bytes in 64 KiB chunks, as a stream would bring them. */
+const chunked = (b: Buffer, size = 64 << 10): Readable => Readable.from((function* () { for (let o = 0; o < b.length; o += size) yield b.subarray(o, o + size); })());
+
+async function sandbox(t: any): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'berth-unpack-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  return root;
+}
+
+/** Every path under dir (names of temp files included), sorted. */
+const tree = async (dir: string): Promise<string[]> => ((await readdir(dir, { recursive: true })) as string[]).sort();
+
+/** The files of an unpacked layer as the test reads them back. */
+async function describeLayer(dir: string): Promise<Record<string, unknown>> {
+  const st = async (p: string) => lstat(join(dir, p));
+  const conf = await st('etc/conf');
+  const gone = await st('usr/gone');
+  const opaque = (await run('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', join(dir, 'opt')])).stdout;
+  return {
+    tree: await tree(dir),
+    etc: [(await st('etc')).mode & 0o7777, (await st('etc')).mtime.getTime()],
+    conf: [(await readFile(join(dir, 'etc/conf'))).toString(), conf.mode & 0o7777, conf.uid, conf.gid, conf.nlink, conf.mtime.getTime()],
+    hard: [(await st('etc/conf-hard')).ino === conf.ino],
+    link: [await readlink(join(dir, 'etc/conf-link'))],
+    big: [(await readFile(join(dir, 'var/lib/data.bin'))).equals(big), (await st('var/lib/data.bin')).mode & 0o7777],
+    whiteout: [gone.isCharacterDevice(), gone.rdev],
+    opaque,
+  };
+}
+
+test.afterEach.always(() => forceMainThreadUnpackForTests(false));
+
+test.serial('main-thread fallback: a gzip layer with files, a symlink, a hard link, a dir and whiteouts is unpacked, hashed and stored as in a worker', async (t) => {
+  const root = await sandbox(t);
+  const plain = await layerTar;
+  const gz = gzipSync(plain);
+  const results: Record<string, { out: Unpacked; ingest: Buffer; layer: Record<string, unknown> }> = {};
+  for (const [name, fallback, keepInput] of [['fallback, blob kept', true, true], ['fallback, tar kept', true, false], ['worker, blob kept', false, true]] as const) {
+    forceMainThreadUnpackForTests(fallback);
+    const diff = join(root, name, 'diff');
+    await mkdir(diff, { recursive: true });
+    const ingest = join(root, name, 'ingest');
+    const out = await unpackInWorker(chunked(gz), ingest, diff, { keepInput });
+    results[name] = { out, ingest: await readFile(ingest), layer: await describeLayer(diff) };
+  }
+  const fb = results['fallback, blob kept']!;
+  t.deepEqual(fb.out, { diffId: sha256(plain), size: small.length + big.length, inputDigest: sha256(gz), inputSize: gz.length });
+  t.true(fb.ingest.equals(gz), 'the ingest file holds the gzip blob as given');
+  t.deepEqual(fb.layer, {
+    tree: ['etc', 'etc/conf', 'etc/conf-hard', 'etc/conf-link', 'opt', 'usr', 'usr/gone', 'var', 'var/lib', 'var/lib/data.bin'],
+    etc: [0o750, mtime.getTime()],
+    conf: [small.toString(), 0o640, 12, 34, 2, mtime.getTime()],
+    hard: [true],
+    link: ['conf'],
+    big: [true, 0o600],
+    whiteout: [true, 0],
+    opaque: 'y',
+  });
+  const tarKept = results['fallback, tar kept']!;
+  t.deepEqual(tarKept.out, fb.out);
+  t.true(tarKept.ingest.equals(plain), 'without keepInput the ingest file holds the decompressed tar');
+  t.deepEqual(tarKept.layer, fb.layer);
+  const worker = results['worker, blob kept']!;
+  t.deepEqual(worker.out, fb.out, 'the worker thread finds the same digests and sizes');
+  t.true(worker.ingest.equals(gz));
+  t.deepEqual(worker.layer, fb.layer, 'and unpacks the same files');
+});
+
+test.serial('main-thread fallback: a layer cut short, corrupt or not matching its digests fails and leaves nothing in the store', async (t) => {
+  forceMainThreadUnpackForTests(true);
+  const root = await sandbox(t);
+  const images = new ImageService(root);
+  await images.init();
+  const plain = await layerTar;
+  const gz = gzipSync(plain);
+  const corrupt = Buffer.from(gz);
+  corrupt[gz.length >> 1] ^= 0xff; // inside the incompressible file: the gzip CRC catches it
+  const before = await tree(root);
+  const blob = { digest: sha256(gz), mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip' };
+  const cases: Array<[string, () => Promise<unknown>, RegExp | (new (...a: any[]) => Error)]> = [
+    ['cut inside the big file', () => images.prepareLayer(chunked(gz.subarray(0, gz.length >> 1)), null, sha256(plain), { blob }), /unexpected end of file/],
+    ['cut in the gzip trailer', () => images.prepareLayer(chunked(gz.subarray(0, gz.length - 4)), null, sha256(plain), { blob }), /unexpected end of file/],
+    ['a flipped byte', () => images.prepareLayer(chunked(corrupt), null, sha256(plain), { blob }), /incorrect data check|invalid/],
+    ['a blob digest other than the manifest says', () => images.prepareLayer(chunked(gz), null, sha256(plain), { blob: { ...blob, digest: sha256(Buffer.from('other')) } }), DigestMismatchError],
+    ['a diffID other than the config says', () => images.prepareLayer(chunked(gz), null, sha256(Buffer.from('other')), { blob }), DigestMismatchError],
+    ['a stream that fails mid-way', () => images.prepareLayer(Readable.from((async function* () { yield gz.subarray(0, 2 << 20); throw new Error('client went away'); })()), null, sha256(plain), { blob }), /client went away/],
+  ];
+  for (const [name, attempt, expected] of cases) {
+    const err = await t.throwsAsync(attempt(), typeof expected === 'function' ? { instanceOf: expected } : { message: expected }, name);
+    t.truthy(err, name);
+    t.deepEqual(await tree(root), before, `${name}: no .ingest- file, .partial- directory or layer left`);
+  }
+  // the same bytes whole go through, and are the only thing then in the store
+  const ok = await images.prepareLayer(chunked(gz), null, sha256(plain), { blob });
+  await ok.commit();
+  t.deepEqual(images.layers.all().map((l) => [l.diffId, l.blob?.digest]), [[sha256(plain), sha256(gz)]]);
+  t.true((await readFile(images.content.path(sha256(gz)))).equals(gz));
+});
+
+test.serial('main-thread fallback: a download that fails for good (cut each time) leaves nothing in the store', async (t) => {
+  forceMainThreadUnpackForTests(true);
+  const root = await sandbox(t);
+  const images = new ImageService(root);
+  await images.init();
+  const plain = await layerTar;
+  const gz = gzipSync(plain);
+  let requests = 0;
+  // every connection cut after 1 MiB of the blob
+  const server: Server = createServer((_req, res) => {
+    requests++;
+    res.writeHead(200, { 'content-length': gz.length });
+    res.write(gz.subarray(0, 1 << 20), () => res.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  const before = await tree(root);
+  const download = { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/r/blobs/${sha256(gz)}`, headers: {}, size: gz.length, attempts: 2, retryDelayMs: 10 };
+  const err = await t.throwsAsync(images.prepareLayer({ download, signal: new AbortController().signal, events: {} }, null, sha256(plain), {
+    blob: { digest: sha256(gz), mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip' },
+  }), { instanceOf: DownloadError });
+  t.regex(err!.message, new RegExp(`^unexpected EOF after ${1 << 20} of ${gz.length} bytes`));
+  t.is(requests, 2);
+  t.deepEqual(await tree(root), before, 'no .ingest- file, .partial- directory or layer left');
+});
