@@ -89,6 +89,8 @@ test('live restore: SIGKILL the daemon during steady work; nothing lost, nothing
     await d.docker(['run', '-d', '--name', 'writer', 'busybox', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; usleep 10000; done']);
     await d.docker(['run', '-d', '--name', 'ender', 'busybox', 'sh', '-c', 'sleep 1; exit 7']);
     await d.docker(['run', '-d', '--rm', '--name', 'ephemeral', 'busybox', 'sleep', '1']);
+    // an --rm container that is not running when the daemon comes back is removed, as the Engine does
+    await d.docker(['create', '--rm', '--name', 'never-started', 'busybox', 'true']);
     await d.docker(['run', '-d', '--name', 'always', '--restart', 'always', 'busybox', 'sleep', '600']);
     const pid = await inspect(d, '{{.State.Pid}}', 'writer');
     await new Promise((r) => setTimeout(r, 300));
@@ -99,6 +101,7 @@ test('live restore: SIGKILL the daemon during steady work; nothing lost, nothing
     t.is(await inspect(d, '{{.State.Status}} {{.State.ExitCode}}', 'ender'), 'exited 7');
     t.notRegex(await inspect(d, '{{.State.FinishedAt}}', 'ender'), /^0001/);
     t.regex((await d.docker(['container', 'inspect', 'ephemeral'])).stderr, /No such container: ephemeral/);
+    t.regex((await d.docker(['container', 'inspect', 'never-started'])).stderr, /No such container: never-started/);
     t.is(await inspect(d, '{{.State.Status}}', 'always'), 'running');
     const ex = await d.docker(['exec', 'writer', 'echo', 'still here']);
     t.is(ex.stdout, 'still here\n');

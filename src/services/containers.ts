@@ -95,6 +95,12 @@ export class ContainerService {
       await this.onExit(rec.Id, { exitCode: 255, signal: null, oomKilled: false, finishedAt: nowRfc3339Nano() },
         'container monitor disappeared while the daemon was down');
     }
+    // As the Engine's restore: an --rm container that is not running goes before the API
+    // answers (its exit was recorded but the daemon died before removing it, or it never started)
+    for (const rec of recs) {
+      const now = this.deps.store.get(rec.Id);
+      if (now && !now.State.Running && now.HostConfig.AutoRemove) await this.remove(rec.Id, { force: true, removeVolumes: true }).catch(() => {});
+    }
   }
 
   /**
