@@ -2,6 +2,7 @@
 // and cross-repository mounts against one with token auth.
 import test from 'ava';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from './harness.js';
 import { removeAllAndStop, startDaemonWithBusybox } from './images-fixture.js';
@@ -242,4 +243,47 @@ test.serial('token auth: without pull access on the source the mount is refused 
     const denied = await x.docker(['pull', `${tok.host}/a:1`]);
     t.not(denied.code, 0);
   } finally { await removeAllAndStop(x); }
+});
+
+/** A loopback port nothing listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+test.serial('registry-mirrors: docker.io images come from the first mirror that has them; a bad entry stops the daemon', async (t) => {
+  const mirror = await startRegistry({ auth: false });
+  let m: Daemon | undefined;
+  try {
+    await mirror.trustIn(d.dir);
+    t.is((await d.docker(['tag', 'busybox', `${mirror.host}/library/busybox:latest`])).code, 0);
+    const push = await d.docker(['push', `${mirror.host}/library/busybox:latest`]);
+    t.is(push.code, 0, push.stderr);
+    const digest = /latest: digest: (sha256:[0-9a-f]{64})/.exec(push.stdout)?.[1];
+    t.truthy(digest, push.stdout);
+    // the first mirror is down: the pull goes on to the next one (never to Docker Hub here)
+    const down = `https://127.0.0.1:${await closedPort()}`;
+    m = await startDaemon({ config: { 'registry-mirrors': [down, `https://${mirror.host}`] } });
+    await mirror.trustIn(m.dir);
+    const pull = await m.docker(['pull', 'busybox']);
+    t.is(pull.code, 0, pull.stderr);
+    t.regex(pull.stdout, /Status: Downloaded newer image for busybox:latest/);
+    t.regex(pull.stdout, new RegExp(`Digest: ${digest}`));
+    t.is((await m.docker(['image', 'inspect', '--format', '{{json .RepoDigests}}', 'busybox'])).stdout.trim(), JSON.stringify([`busybox@${digest}`]));
+    t.is((await m.docker(['run', '--rm', 'busybox', 'echo', 'from the mirror'])).stdout, 'from the mirror\n');
+    const info = await m.docker(['info', '--format', '{{json .RegistryConfig.Mirrors}}']);
+    t.is(info.stdout.trim(), JSON.stringify([`${down}/`, `https://${mirror.host}/`]));
+    // a registry that is not docker.io is never looked for on a mirror
+    const other = await m.docker(['pull', `127.0.0.1:${await closedPort()}/library/busybox`]);
+    t.not(other.code, 0);
+    await t.throwsAsync(startDaemon({ config: { 'registry-mirrors': ['ftp://mirror.invalid'] } }), { message: /invalid mirror: unsupported scheme "ftp"/ });
+    await t.throwsAsync(startDaemon({ config: { 'registry-mirrors': ['https://user:pw@127.0.0.1:1'] } }), { message: /invalid mirror: username\/password not allowed/ });
+  } finally {
+    await d.docker(['rmi', `${mirror.host}/library/busybox:latest`]);
+    await removeAllAndStop(m);
+    await mirror.stop();
+  }
 });

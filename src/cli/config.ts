@@ -105,6 +105,16 @@ function expect<T>(file: string, key: string, v: unknown, type: 'string' | 'bool
   return v as T;
 }
 
+/** A registry-mirrors entry as the Engine accepts it (http or https, no credentials, query or fragment), ending in "/". */
+function validMirror(m: string): string {
+  let u: URL;
+  try { u = new URL(m); } catch { throw new ConfigError(`invalid mirror: no scheme specified for "${m}": must use either 'https://' or 'http://'`); }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`invalid mirror: unsupported scheme "${u.protocol.slice(0, -1)}" in "${m}"`);
+  if (u.username || u.password) throw new ConfigError(`invalid mirror: username/password not allowed in URI "${m}"`);
+  if (u.search || u.hash || (u.pathname !== '/' && u.pathname !== '')) throw new ConfigError(`invalid mirror: path, query, or fragment at end of the URI "${m}"`);
+  return `${u.protocol}//${u.host}/`;
+}
+
 /** Parses argv and the config file into the daemon's configuration. */
 export async function loadConfig(argv: string[], repoRoot: string): Promise<CliResult> {
   let parsed;
@@ -156,6 +166,11 @@ export async function loadConfig(argv: string[], repoRoot: string): Promise<CliR
   }
   const defaultRuntime = pick<string>('default-runtime', 'string') ?? (runtimes.berth ? 'berth' : 'runc');
   if (!runtimes[defaultRuntime]) throw new ConfigError(`unable to configure the daemon: default runtime ${JSON.stringify(defaultRuntime)} is not configured (known: ${Object.keys(runtimes).join(', ') || 'none'})`);
+
+  if (file['registry-mirrors'] !== undefined) {
+    const list = expect<string[]>(configFile, 'registry-mirrors', file['registry-mirrors'], 'string[]');
+    file['registry-mirrors'] = list.map((m) => validMirror(m));
+  }
 
   const verify = pick<boolean>('tlsverify', 'boolean') ?? false;
   const tls: TlsConfig = {

@@ -126,7 +126,7 @@ export class SystemService {
     const c = this.providers.containerCounts?.() ?? { running: 0, paused: 0, stopped: 0 };
     const file = this.config.file;
     const insecure = (file['insecure-registries'] as string[] | undefined) ?? [];
-    const indexConfigs: Record<string, unknown> = { 'docker.io': { Name: 'docker.io', Mirrors: [], Secure: true, Official: true } };
+    const indexConfigs: Record<string, unknown> = { 'docker.io': { Name: 'docker.io', Mirrors: (file['registry-mirrors'] as string[] | undefined) ?? [], Secure: true, Official: true } };
     for (const r of insecure) if (!r.includes('/')) indexConfigs[r] = { Name: r, Mirrors: [], Secure: false, Official: false };
     const nfd = await readdir('/proc/self/fd').then((l) => l.length, () => 0);
     const ipForward = (await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8').catch(() => '0')).trim() === '1';

@@ -30,9 +30,14 @@ export class RegistryClient {
   /** The registry's own CA (certs.d), if it has one. */
   private readonly ca: Buffer | undefined;
 
-  constructor(readonly domain: string, private readonly o: RegistryOptions, private readonly auth: AuthConfig) {
+  /**
+   * `mirror`: talk to this endpoint instead of the domain's own (a registry-mirrors entry for
+   * docker.io): its scheme is used as given and its CA comes from certs.d/<mirror host>.
+   */
+  constructor(readonly domain: string, private readonly o: RegistryOptions, private readonly auth: AuthConfig, private readonly mirror?: URL) {
+    if (mirror) this.scheme = mirror.protocol === 'http:' ? 'http' : 'https';
     let ca: Buffer | undefined;
-    try { ca = readFileSync(join(o.configDir, 'certs.d', domain, 'ca.crt')); } catch { /* system CAs */ }
+    try { ca = readFileSync(join(o.configDir, 'certs.d', mirror?.host ?? domain, 'ca.crt')); } catch { /* system CAs */ }
     this.ca = ca;
     this.base_ = new Agent({ connect: ca ? { ca } : {}, connections: 8, bodyTimeout: 120_000, headersTimeout: 30_000 });
     // blob GETs are redirected to storage by some registries
@@ -40,7 +45,7 @@ export class RegistryClient {
   }
 
   /** The host to talk to for a reference's domain. */
-  get host(): string { return this.domain === 'docker.io' ? DOCKER_HUB : this.domain; }
+  get host(): string { return this.mirror?.host ?? (this.domain === 'docker.io' ? DOCKER_HUB : this.domain); }
 
   private isInsecure(): boolean {
     const host = this.domain.replace(/:\d+$/, '');

@@ -32,7 +32,23 @@ export class RegistryService {
     this.tmpDir = join(config.dataRoot, 'tmp');
   }
 
-  private client(domain: string, auth: AuthConfig): RegistryClient { return new RegistryClient(domain, this.opts, auth); }
+  private client(domain: string, auth: AuthConfig, mirror?: URL): RegistryClient { return new RegistryClient(domain, this.opts, auth, mirror); }
+
+  /**
+   * The manifest from the first endpoint that gives it: for docker.io the registry-mirrors in
+   * order, then Docker Hub, as the Engine pulls (the same credentials go to each); any other
+   * registry is its only endpoint. The error is the last endpoint's.
+   */
+  private async firstEndpoint(ref: ImageRef, auth: AuthConfig, scope: string): Promise<{ client: RegistryClient; top: Awaited<ReturnType<typeof fetchManifest>> }> {
+    const { domain } = splitDomain(ref.repo);
+    const mirrors = domain === 'docker.io' ? this.opts.mirrors.map((m) => new URL(m)) : [];
+    for (const mirror of mirrors) {
+      const client = this.client(domain, auth, mirror);
+      try { return { client, top: await fetchManifest(client, ref, scope) }; } catch { await client.close(); }
+    }
+    const client = this.client(domain, auth);
+    try { return { client, top: await fetchManifest(client, ref, scope) }; } catch (err) { await client.close(); throw err; }
+  }
 
   private static parse(name: string, tag?: string): ImageRef {
     let ref: ImageRef;
@@ -50,23 +66,17 @@ export class RegistryService {
    */
   async startPull(name: string, tag: string | undefined, authHeader: string | undefined, platform: string): Promise<(progress: Progress) => Promise<string>> {
     const ref = RegistryService.parse(name, tag);
-    const { domain, path } = splitDomain(ref.repo);
-    const client = this.client(domain, parseRegistryAuth(authHeader));
+    const { path } = splitDomain(ref.repo);
     const scope = `repository:${path}:pull`;
     warmUnpackWorkers(this.concurrency); // started while the manifest is fetched
-    try {
-      const top = await fetchManifest(client, ref, scope);
-      return async (progress) => {
-        try {
-          const id = await pullRest({ client, images: this.images, ref, top, platform, scope, concurrency: this.concurrency, attempts: this.attempts, progress });
-          this.images.publishEvent('pull', id, familiarString(ref));
-          return id;
-        } finally { await client.close(); }
-      };
-    } catch (err) {
-      await client.close();
-      throw err;
-    }
+    const { client, top } = await this.firstEndpoint(ref, parseRegistryAuth(authHeader), scope);
+    return async (progress) => {
+      try {
+        const id = await pullRest({ client, images: this.images, ref, top, platform, scope, concurrency: this.concurrency, attempts: this.attempts, progress });
+        this.images.publishEvent('pull', id, familiarString(ref));
+        return id;
+      } finally { await client.close(); }
+    };
   }
 
   async push(name: string, tag: string | undefined, authHeader: string | undefined, progress: Progress): Promise<void> {
