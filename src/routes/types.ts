@@ -31,6 +31,8 @@ export interface ApiRequest {
    * `HTTP/1.1 101 UPGRADED` (Content-Type, Connection: Upgrade, Upgrade: tcp); without one it
    * writes `200 OK` with the given content type and no length. The caller then owns the socket
    * (read = client stdin, write = output) and must end it. Return `hijacked()` from the handler.
+   * The socket may be paused (its request body was read off it first): read it with pipe() or
+   * call resume() after adding 'data' listeners.
    */
   hijack(contentType: string): Promise<Duplex>;
   /** Aborted when the client goes away. */

@@ -23,6 +23,7 @@ const handlers: HandlerTable = {
     const sock = await req.hijack('application/vnd.docker.multiplexed-stream');
     sock.on('data', (d: Buffer) => sock.write(frame(1, Buffer.from(d.toString().toUpperCase()))));
     sock.on('end', () => { sock.write(frame(2, Buffer.from('done\n'))); sock.end(); });
+    sock.resume(); // paused when the body came after the head (see ApiRequest.hijack)
     return hijacked();
   },
   ExecInspect: () => json({ ID: 'e1', Running: false, ExitCode: 3, ProcessConfig: { tty: false, entrypoint: 'cat', arguments: [] }, OpenStdin: true, OpenStdout: true, OpenStderr: true, ContainerID: 'c1', Pid: 0 }),
