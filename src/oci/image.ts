@@ -67,6 +67,9 @@ export const sha256 = (data: string | Uint8Array): string => 'sha256:' + createH
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 export const isDigest = (s: string): boolean => DIGEST_RE.test(s);
 
+/** The 12-hex-digit short form of a digest or ID, as the Engine prints them (progress ids, build steps). */
+export const shortId = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
+
 /** chainID(L0) = diffID(L0); chainID(Ln) = sha256(chainID(Ln-1) + " " + diffID(Ln)). */
 export function chainIds(diffIds: string[]): string[] {
   const out: string[] = [];

@@ -10,7 +10,7 @@ import { ContentStore, DigestMismatchError } from '../store/content.js';
 import { LayerStore, layerBlobDigest, type LayerBlob, type LayerMeta } from '../store/layers.js';
 import { ImageStore, type StoredImage } from '../store/images.js';
 import {
-  MediaTypes, RefError, chainIds, familiarRepo, familiarString, isDigest, parseRef, parseRefWithDefaultTag, refKey, sha256,
+  MediaTypes, RefError, chainIds, familiarRepo, familiarString, isDigest, parseRef, parseRefWithDefaultTag, refKey, sha256, shortId,
   type ImageConfigBlob, type ImageRef,
 } from '../oci/image.js';
 import { unpackInWorker, warmUnpackWorkers, type DownloadSource } from '../store/unpack.js';
@@ -52,7 +52,6 @@ export interface PreparedLayer extends LayerMeta {
   abort(): Promise<void>;
 }
 
-const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 export class ImageService {
@@ -264,7 +263,7 @@ export class ImageService {
       const refs = [...img.RepoTags, ...img.RepoDigests];
       const isLast = refs.length <= 1 || (img.RepoTags.length === 1 && img.RepoTags[0] === key && img.RepoDigests.every((d) => d.startsWith(parsed.repo + '@')));
       if (isLast && users.length && !opts.force) {
-        throw new ConflictError(`conflict: unable to remove repository reference "${ref}" (must force) - container ${short(users[0].Id)} is using its referenced image ${short(img.Id)}`);
+        throw new ConflictError(`conflict: unable to remove repository reference "${ref}" (must force) - container ${shortId(users[0].Id)} is using its referenced image ${shortId(img.Id)}`);
       }
       await this.store.removeRef(key);
       out.push({ Untagged: familiarString(parsed) });
@@ -276,11 +275,11 @@ export class ImageService {
       if (users.length) return out;
     } else {
       const running = users.find((u) => u.running);
-      if (running) throw new ConflictError(`conflict: unable to delete ${short(img.Id)} (cannot be forced) - image is being used by running container ${short(running.Id)}`);
-      if (users.length && !opts.force) throw new ConflictError(`conflict: unable to delete ${short(img.Id)} (must be forced) - image is being used by stopped container ${short(users[0].Id)}`);
+      if (running) throw new ConflictError(`conflict: unable to delete ${shortId(img.Id)} (cannot be forced) - image is being used by running container ${shortId(running.Id)}`);
+      if (users.length && !opts.force) throw new ConflictError(`conflict: unable to delete ${shortId(img.Id)} (must be forced) - image is being used by stopped container ${shortId(users[0].Id)}`);
       const refs = [...img.RepoTags, ...img.RepoDigests];
       const repos = new Set(refs.map((r) => parseRef(r).repo));
-      if (repos.size > 1 && !opts.force) throw new ConflictError(`conflict: unable to delete ${short(img.Id)} (must be forced) - image is referenced in multiple repositories`);
+      if (repos.size > 1 && !opts.force) throw new ConflictError(`conflict: unable to delete ${shortId(img.Id)} (must be forced) - image is referenced in multiple repositories`);
       for (const r of refs) { await this.store.removeRef(r); out.push({ Untagged: familiarString(parseRef(r)) }); this.emit('untag', img.Id, familiarString(parseRef(r))); }
     }
     await this.store.delete(img.Id);

@@ -15,6 +15,7 @@ const ignore = ((dockerignore as any).default ?? dockerignore) as (o?: object) =
 import { InvalidParameterError, NotFoundError } from '../../errors.js';
 import { extractLayer, maybeDecompress } from '../../oci/tar-extract.js';
 import { tarTree } from '../../oci/tar-create.js';
+import { shortId } from '../../oci/image.js';
 import { parseHealthcheck } from '../images.js';
 import type { ImageService } from '../images.js';
 import type { ContainerService } from '../containers.js';
@@ -133,7 +134,7 @@ export class Builder {
         // the predefined proxy ARGs reach RUN without an ARG line, as on the Engine
         state.args = Object.fromEntries(PROXY_ARGS.filter((k) => o.buildArgs[k] !== undefined).map((k) => [k, o.buildArgs[k]!]));
         state.name = stage.name;
-        out(` ---> ${state.imageId ? short(state.imageId) : 'scratch'}\n`);
+        out(` ---> ${state.imageId ? shortId(state.imageId) : 'scratch'}\n`);
         // ONBUILD triggers of the base image run first
         const triggers = (state.config.OnBuild ?? []) as string[];
         state.config.OnBuild = null;
@@ -141,7 +142,7 @@ export class Builder {
         for (const ins of steps) {
           if (stage.steps.includes(ins)) step(ins); else out(`# Executing ${triggers.length} build trigger${triggers.length === 1 ? '' : 's'}\n`);
           state = await this.step(state, ins, { ctx, ig, o, out, results, stages, metaArgs, used, created, dir, escape: df.escape });
-          out(` ---> ${short(state.imageId)}\n`);
+          out(` ---> ${shortId(state.imageId)}\n`);
         }
         results[si] = state;
       }
@@ -154,7 +155,7 @@ export class Builder {
         id = (await this.commitConfig({ ...finalState, config: { ...finalState.config, Labels: { ...(finalState.config.Labels ?? {}), ...o.labels } } }, 'LABEL', true)).imageId;
       }
       emit({ aux: { ID: id } });
-      out(`Successfully built ${short(id)}\n`);
+      out(`Successfully built ${shortId(id)}\n`);
       for (const t of o.tags) {
         const [repo, tag] = splitTag(t);
         await this.images.tag(id, repo, tag);
@@ -314,7 +315,7 @@ export class Builder {
         },
       });
       c.created.push(Id);
-      c.out(` ---> Running in ${short(Id)}\n`);
+      c.out(` ---> Running in ${shortId(Id)}\n`);
       let removed = false;
       try {
         const exit = this.containers.nextExit(Id);
@@ -338,7 +339,7 @@ export class Builder {
         if (c.o.rm) {
           await this.containers.remove(Id, { force: true });
           removed = true;
-          c.out(`Removing intermediate container ${short(Id)}\n`);
+          c.out(`Removing intermediate container ${shortId(Id)}\n`);
         }
         return next;
       } finally {
@@ -459,7 +460,6 @@ interface StepContext {
 }
 
 const c_pull = (o: BuildOptions): boolean => typeof o.pull === 'function';
-const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
 const clone = (s: State): State => structuredClone(s);
 const shellOf = (cfg: Record<string, any>): string[] => (Array.isArray(cfg.Shell) && cfg.Shell.length ? cfg.Shell : DEFAULT_SHELL);
 

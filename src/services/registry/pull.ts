@@ -6,7 +6,7 @@
 // its digest, or a download that fails for good, fails the pull and nothing of it is kept.
 import { createHash } from 'node:crypto';
 import { InvalidParameterError, NotFoundError, SystemError } from '../../errors.js';
-import { chainIds, familiarString, refKey, splitDomain, type ImageRef } from '../../oci/image.js';
+import { chainIds, familiarString, refKey, shortId, splitDomain, type ImageRef } from '../../oci/image.js';
 import type { ImageService, PreparedLayer } from '../images.js';
 import { syncFilesystem } from '../../store/atomic.js';
 import { DigestMismatchError } from '../../store/content.js';
@@ -26,7 +26,6 @@ const ACCEPT = [MEDIA.dockerManifest, MEDIA.dockerList, MEDIA.ociManifest, MEDIA
 
 export type Progress = (m: Record<string, unknown>) => void;
 const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-const short = (digest: string): string => digest.replace(/^sha256:/, '').slice(0, 12);
 
 export interface ResolvedManifest { digest: string; mediaType: string; bytes: Buffer; json: any }
 
@@ -127,7 +126,7 @@ export async function pullRest(o: {
   const upToDate = !!existedBefore && (!tagKey || images.store.byRef(tagKey)?.Id === existedBefore.Id);
 
   const present = chains.map((c) => images.layers.has(c));
-  for (let i = 0; i < layersDesc.length; i++) progress({ status: present[i] ? 'Already exists' : 'Pulling fs layer', progressDetail: {}, id: short(layersDesc[i]!.digest) });
+  for (let i = 0; i < layersDesc.length; i++) progress({ status: present[i] ? 'Already exists' : 'Pulling fs layer', progressDetail: {}, id: shortId(layersDesc[i]!.digest) });
 
   images.pin(chains); // a concurrent rmi must not collect the layers before the image exists
   const stop = new AbortController();
@@ -135,7 +134,7 @@ export async function pullRest(o: {
   try {
     // every missing layer downloaded, verified and unpacked in one pass, `concurrency` at a time
     const todo = layersDesc.map((d, i) => ({ d, i })).filter((x) => !present[x.i]);
-    for (const { d } of todo.slice(o.concurrency)) progress({ status: 'Waiting', progressDetail: {}, id: short(d.digest) });
+    for (const { d } of todo.slice(o.concurrency)) progress({ status: 'Waiting', progressDetail: {}, id: shortId(d.digest) });
     await limited(todo, o.concurrency, async ({ d, i }) => {
       let last = 0;
       let lastAt = 0;
@@ -150,23 +149,23 @@ export async function pullRest(o: {
               if (n !== d.size && (n - last < 256 * 1024 || Date.now() - lastAt < PROGRESS_MS)) return;
               last = n;
               lastAt = Date.now();
-              progress({ status: 'Downloading', progressDetail: { current: n, total: d.size ?? 0 }, id: short(d.digest) });
+              progress({ status: 'Downloading', progressDetail: { current: n, total: d.size ?? 0 }, id: shortId(d.digest) });
             },
-            retry: (seconds) => progress({ status: `Retrying in ${seconds} second${seconds === 1 ? '' : 's'}`, progressDetail: {}, id: short(d.digest) }),
+            retry: (seconds) => progress({ status: `Retrying in ${seconds} second${seconds === 1 ? '' : 's'}`, progressDetail: {}, id: shortId(d.digest) }),
           },
         });
       } catch (err) {
         stop.abort(err); // the other downloads stop too
         throw err;
       }
-      progress({ status: 'Verifying Checksum', progressDetail: {}, id: short(d.digest) });
-      progress({ status: 'Download complete', progressDetail: {}, id: short(d.digest) });
+      progress({ status: 'Verifying Checksum', progressDetail: {}, id: shortId(d.digest) });
+      progress({ status: 'Download complete', progressDetail: {}, id: shortId(d.digest) });
     });
     // one flush for everything written (a flush while layers were still written measured slower:
     // the writes wait on the writeback), then the layers made visible bottom-up
     if (todo.length) await syncFilesystem(images.layers.dir);
     for (const { d, i } of todo) {
-      const id = short(d.digest);
+      const id = shortId(d.digest);
       const p = prepared[i]!;
       progress({ status: 'Extracting', progressDetail: { current: d.size ?? p.size, total: d.size ?? p.size }, id });
       await p.commit();

@@ -10,13 +10,12 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { SystemError, UnauthorizedError } from '../../errors.js';
-import { familiarString, splitDomain, type ImageRef } from '../../oci/image.js';
+import { familiarString, shortId, splitDomain, type ImageRef } from '../../oci/image.js';
 import type { ImageService } from '../images.js';
 import type { RegistryClient } from './client.js';
 import { limited } from './limited.js';
 import { MEDIA, type Progress } from './pull.js';
 
-const short = (d: string): string => d.replace(/^sha256:/, '').slice(0, 12);
 
 /**
  * Digest and size of the gzip of each layer compressed by a push so far (diffID → blob), so
@@ -69,7 +68,7 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
   const cfg = JSON.parse(cfgBytes.toString('utf8'));
   const diffIds: string[] = cfg.rootfs?.diff_ids ?? [];
   progress({ status: `The push refers to repository [${familiarString({ repo: ref.repo })}]` });
-  for (const d of [...diffIds].reverse()) progress({ status: 'Preparing', progressDetail: {}, id: short(d) });
+  for (const d of [...diffIds].reverse()) progress({ status: 'Preparing', progressDetail: {}, id: shortId(d) });
 
   const work = join(o.tmpDir, `push-${randomBytes(6).toString('hex')}`);
   await fsp.mkdir(work, { recursive: true, mode: 0o700 });
@@ -77,7 +76,7 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
     const layers: Array<{ mediaType: string; size: number; digest: string }> = [];
     const { domain } = splitDomain(ref.repo);
     // `concurrency` layers at a time (daemon.json max-concurrent-uploads), the others wait
-    for (const d of diffIds.slice(o.concurrency)) progress({ status: 'Waiting', progressDetail: {}, id: short(d) });
+    for (const d of diffIds.slice(o.concurrency)) progress({ status: 'Waiting', progressDetail: {}, id: shortId(d) });
     await limited(diffIds.map((diffId, i) => ({ diffId, i })), o.concurrency, async ({ diffId, i }) => {
       const blob = img.ChainIds[i] ? images.layerBlob(img.ChainIds[i]!) : { digest: diffId, size: -1, mediaType: '' };
       let file: string, digest: string, size: number;
@@ -85,7 +84,7 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
       if (known && await blobExists(client, path, known.digest, scope)) {
         // compressed for an earlier push and the registry has it: nothing to compress again
         layers[i] = { mediaType: MEDIA.dockerLayerGzip, size: known.size, digest: known.digest };
-        progress({ status: 'Layer already exists', progressDetail: {}, id: short(diffId) });
+        progress({ status: 'Layer already exists', progressDetail: {}, id: shortId(diffId) });
         return;
       }
       if (/gzip/.test(blob.mediaType) && blob.digest !== diffId) {
@@ -94,7 +93,7 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
         digest = blob.digest;
         size = blob.size >= 0 ? blob.size : await images.content.size(blob.digest);
       } else {
-        file = join(work, short(diffId));
+        file = join(work, shortId(diffId));
         const hash = createHash('sha256');
         let n = 0;
         const meter = new Transform({ transform(c, _e, cb) { hash.update(c); n += c.length; cb(null, c); } });
@@ -105,7 +104,7 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
       }
       layers[i] = { mediaType: MEDIA.dockerLayerGzip, size, digest };
       if (await blobExists(client, path, digest, scope)) {
-        progress({ status: 'Layer already exists', progressDetail: {}, id: short(diffId) });
+        progress({ status: 'Layer already exists', progressDetail: {}, id: shortId(diffId) });
         return;
       }
       let location: string | undefined;
@@ -114,15 +113,15 @@ export async function push(o: { client: RegistryClient; images: ImageService; re
         // the registry checks pull access on the source too, so the token must grant both
         const r = await startUpload(client, path, `${scope} repository:${from}:pull`, { digest, from });
         if (r === true) {
-          progress({ status: `Mounted from ${from}`, progressDetail: {}, id: short(diffId) });
+          progress({ status: `Mounted from ${from}`, progressDetail: {}, id: shortId(diffId) });
           return;
         }
         location = r ?? undefined; // not mounted: the session it opened (if any) takes the upload
       }
-      progress({ status: 'Pushing', progressDetail: { current: 0, total: size }, id: short(diffId) });
+      progress({ status: 'Pushing', progressDetail: { current: 0, total: size }, id: shortId(diffId) });
       await upload(client, path, digest, size, () => createReadStream(file), scope, location);
-      progress({ status: 'Pushing', progressDetail: { current: size, total: size }, id: short(diffId) });
-      progress({ status: 'Pushed', progressDetail: {}, id: short(diffId) });
+      progress({ status: 'Pushing', progressDetail: { current: size, total: size }, id: shortId(diffId) });
+      progress({ status: 'Pushed', progressDetail: {}, id: shortId(diffId) });
     });
     if (!(await blobExists(client, path, img.Id, scope))) await upload(client, path, img.Id, cfgBytes.length, () => cfgBytes, scope);
     const manifest = Buffer.from(JSON.stringify({
