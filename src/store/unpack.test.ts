@@ -14,26 +14,14 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import tar from 'tar-stream';
 import { ImageService } from '../services/images.js';
 import { DownloadError } from '../services/registry/blob-download.js';
 import { DigestMismatchError } from './content.js';
 import { forceMainThreadUnpackForTests, unpackInWorker, type Unpacked } from './unpack.js';
+import { packTar } from '../../compat-tests/hostile-tars.js';
 
 const run = promisify(execFile);
 const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-function packTar(entries: Array<{ header: Partial<tar.Header> & { name: string }; data?: Buffer | string }>): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const p = tar.pack();
-    const chunks: Buffer[] = [];
-    p.on('data', (c: unknown) => chunks.push(c as Buffer));
-    p.on('end', () => resolve(Buffer.concat(chunks)));
-    p.on('error', reject);
-    for (const e of entries) p.entry(e.header as tar.Header, e.data ?? '');
-    p.finalize();
-  });
-}
 
 // incompressible, larger than a few write batches (BatchWriter's 1 MiB): the ingest file and
 // this file are both written in several asynchronous batches

@@ -11,26 +11,14 @@ import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import tar from 'tar-stream';
 import { forceMainThreadUnpackForTests } from '../../store/unpack.js';
 import { ImageService } from '../images.js';
 import type { DaemonConfig } from '../index.js';
 import { RegistryService } from './index.js';
 import { MEDIA } from './pull.js';
+import { packTar } from '../../../compat-tests/hostile-tars.js';
 
 const sha256 = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-function packTar(entries: Array<{ header: Partial<tar.Header> & { name: string }; data?: Buffer | string }>): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const p = tar.pack();
-    const chunks: Buffer[] = [];
-    p.on('data', (c: unknown) => chunks.push(c as Buffer));
-    p.on('end', () => resolve(Buffer.concat(chunks)));
-    p.on('error', reject);
-    for (const e of entries) p.entry(e.header as tar.Header, e.data ?? '');
-    p.finalize();
-  });
-}
 
 const REPO = 'test/app';
 const SCOPE = `repository:${REPO}:pull`;
