@@ -2,7 +2,8 @@
 // next layers use: warming twice or unpacking after it starts no further worker.
 import test from 'ava';
 import { availableParallelism } from 'node:os';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -19,7 +20,7 @@ async function layerTar(files: Record<string, string>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-test('warmUnpackWorkers starts the whole pool once; unpacking then uses those workers', async (t) => {
+test.serial('warmUnpackWorkers starts the whole pool once; unpacking then uses those workers', async (t) => {
   const expected = Math.max(2, Math.min(4, availableParallelism()));
   t.is(unpackWorkerCount(), 0);
   warmUnpackWorkers();
@@ -39,4 +40,22 @@ test('warmUnpackWorkers starts the whole pool once; unpacking then uses those wo
     t.regex(out.diffId, /^sha256:[0-9a-f]{64}$/);
   }
   t.is(unpackWorkerCount(), expected, 'the layers ran in the warmed workers');
+});
+
+test('a worker whose code cannot load is noticed: the layers are unpacked in the main thread', async (t) => {
+  // a separate module instance: the pool's state is per thread and per module URL
+  const fresh = await import(`./unpack.js?broken-worker-${Date.now()}`) as typeof import('./unpack.js');
+  const dir = await mkdtemp(join(tmpdir(), 'berth-unpack-pool-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const script = join(dir, 'broken-worker.mjs');
+  await writeFile(script, "import './no-such-module.js';\n");
+  fresh.unpackWorkerScriptForTests(pathToFileURL(script));
+  for (const i of [1, 2]) {
+    await mkdir(join(dir, `diff${i}`));
+    const gz = gzipSync(await layerTar({ [`f${i}`]: `layer ${i}\n` }));
+    const out = await fresh.unpackInWorker(Readable.from([gz]), join(dir, `ingest${i}`), join(dir, `diff${i}`));
+    t.is(await readFile(join(dir, `diff${i}`, `f${i}`), 'utf8'), `layer ${i}\n`);
+    t.regex(out.diffId, /^sha256:[0-9a-f]{64}$/);
+  }
+  t.is(fresh.unpackWorkerCount(), 0, 'no worker is kept, none is started again');
 });

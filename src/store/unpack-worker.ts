@@ -39,3 +39,6 @@ parentPort!.on('message', (job: Job) => {
     (err: any) => port.postMessage({ error: { name: err?.constructor?.name ?? 'Error', message: String(err?.message ?? err), code: err?.code, status: err?.status } }),
   ).finally(() => { input.destroy(); port.close(); });
 });
+
+// loaded: the pool may send jobs (a worker that ends before this never got one)
+parentPort!.postMessage({ ready: true });

@@ -89,7 +89,14 @@ const SEND_BATCH = 512 * 1024;
  */
 const IDLE_MS = 2 * 60_000;
 
-interface PoolWorker { worker: Worker; jobs: number; idle?: NodeJS.Timeout; broken: boolean }
+interface PoolWorker {
+  worker: Worker;
+  jobs: number;
+  idle?: NodeJS.Timeout;
+  broken: boolean;
+  /** True once the worker has loaded its code ({ready}); false if it ended before. */
+  started: Promise<boolean>;
+}
 const pool: PoolWorker[] = [];
 let workersFailed = false;
 /**
@@ -98,15 +105,25 @@ let workersFailed = false;
  */
 const poolSize = Math.max(2, Math.min(4, availableParallelism()));
 
+let workerScript = new URL('./unpack-worker.js', import.meta.url);
+
+/** Tests only: the script new workers run (one that cannot load shows the fallback). */
+export function unpackWorkerScriptForTests(url: URL): void { workerScript = url; }
+
 function spawnWorker(): PoolWorker | undefined {
   let worker: Worker;
   try {
-    worker = new Worker(new URL('./unpack-worker.js', import.meta.url));
+    worker = new Worker(workerScript);
   } catch {
     workersFailed = true;
     return undefined;
   }
-  const w: PoolWorker = { worker, jobs: 0, broken: false };
+  // a worker whose code cannot load ends before {ready}: then no worker will do, the main thread works
+  const started = new Promise<boolean>((resolve) => {
+    worker.once('message', (m: { ready?: true }) => resolve(!!m?.ready));
+    worker.once('exit', () => resolve(false));
+  }).then((ok) => { if (!ok) workersFailed = true; return ok; });
+  const w: PoolWorker = { worker, jobs: 0, broken: false, started };
   worker.unref();
   const gone = (): void => { w.broken = true; if (w.idle) clearTimeout(w.idle); const i = pool.indexOf(w); if (i >= 0) pool.splice(i, 1); };
   worker.on('error', gone);
@@ -178,16 +195,21 @@ const isDownload = (x: Readable | DownloadSource): x is DownloadSource => 'downl
  * unpackLayer).
  */
 export async function unpackInWorker(input: Readable | DownloadSource, ingestPath: string, diffDir: string, o: { keepInput?: boolean } = {}): Promise<Unpacked> {
-  const w = pick();
+  let w = pick();
+  if (w) {
+    if (w.idle) { clearTimeout(w.idle); w.idle = undefined; }
+    w.jobs++;
+    w.worker.ref();
+    // nothing of the input is touched before the worker is known to run, so it can go elsewhere
+    if (!(await w.started)) { w.jobs--; w = undefined; }
+  }
   if (!w) {
     const stream = isDownload(input) ? downloadBlob(input.download, input.signal, input.events) : input;
     return unpackLayer(stream, ingestPath, diffDir, false, !!o.keepInput);
   }
-  if (w.idle) { clearTimeout(w.idle); w.idle = undefined; }
-  w.jobs++;
-  w.worker.ref();
   const { port1, port2 } = new MessageChannel();
-  const it = isDownload(input) ? undefined : input[Symbol.asyncIterator]();
+  const stream = isDownload(input) ? undefined : input;
+  let it: AsyncIterator<any> | undefined;
   let sourceError: unknown;
   let finished = false;
   let onAbort: (() => void) | undefined;
@@ -201,8 +223,9 @@ export async function unpackInWorker(input: Readable | DownloadSource, ingestPat
         const chunks: Buffer[] = [];
         let total = 0;
         try {
+          it ??= stream![Symbol.asyncIterator]();
           while (total < SEND_BATCH) {
-            const r = await it!.next();
+            const r = await it.next();
             if (r.done) break;
             const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
             chunks.push(c);
@@ -236,7 +259,9 @@ export async function unpackInWorker(input: Readable | DownloadSource, ingestPat
       w.worker.postMessage(job, [port2]);
     });
   } catch (err) {
-    await it?.return?.().catch(() => {}); // stop reading (a download is destroyed with it)
+    // stop reading (a download is destroyed with it)
+    if (it) await it.return?.().catch(() => {});
+    else stream?.destroy();
     throw err;
   } finally {
     if (onAbort && isDownload(input)) input.signal.removeEventListener('abort', onAbort);
