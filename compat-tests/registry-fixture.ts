@@ -76,7 +76,11 @@ async function startTokenServer(dir: string, policy: TokenPolicy, requests: Regi
 }
 
 /** `auth: 'token'` grants the default user pull and push everywhere; `policy` adds users. */
-export async function startRegistry(o: { auth?: boolean | 'token'; policy?: TokenPolicy } = {}): Promise<Registry> {
+/**
+ * `prefix`: the API is served under this path (/prefix/v2/), as behind a proxy; `storage`:
+ * serve another registry's storage directory (read by both).
+ */
+export async function startRegistry(o: { auth?: boolean | 'token'; policy?: TokenPolicy; prefix?: string; storage?: string } = {}): Promise<Registry> {
   const dir = await mkdtemp('/tmp/breg-');
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
@@ -97,13 +101,13 @@ export async function startRegistry(o: { auth?: boolean | 'token'; policy?: Toke
     const { stdout } = await run('htpasswd', ['-Bbn', user, password]);
     await writeFile(join(dir, 'htpasswd'), stdout);
   }
-  const storage = join(dir, 'storage');
-  await mkdir(storage);
+  const storage = o.storage ?? join(dir, 'storage');
+  if (!o.storage) await mkdir(storage);
   await writeFile(join(dir, 'config.yml'), [
     'version: 0.1',
     'log: { level: error }',
     `storage: { filesystem: { rootdirectory: ${storage} }, delete: { enabled: true } }`,
-    `http: { addr: "${host}", tls: { certificate: ${join(dir, 'cert.pem')}, key: ${join(dir, 'key.pem')} } }`,
+    `http: { addr: "${host}",${o.prefix ? ` prefix: "${o.prefix}",` : ''} tls: { certificate: ${join(dir, 'cert.pem')}, key: ${join(dir, 'key.pem')} } }`,
     ...(tokens ? [`auth: { token: { realm: "${tokens.realm}", service: berth-test-registry, issuer: berth-test-issuer, rootcertbundle: ${join(dir, 'ca.pem')} } }`]
       : o.auth !== false ? [`auth: { htpasswd: { realm: basic-realm, path: ${join(dir, 'htpasswd')} } }`] : []),
     '',
@@ -113,7 +117,7 @@ export async function startRegistry(o: { auth?: boolean | 'token'; policy?: Toke
   child.stderr!.on('data', (b) => { err += b; });
   const agent = new Agent({ connect: { ca: readFileSync(join(dir, 'ca.pem')) } });
   for (let i = 0; ; i++) {
-    try { const r = await request(`https://${host}/v2/`, { dispatcher: agent }); await r.body.dump(); break; } catch {
+    try { const r = await request(`https://${host}${o.prefix ?? '/'}v2/`, { dispatcher: agent }); await r.body.dump(); break; } catch {
       if (i > 200 || child.exitCode !== null) {
         child.kill('SIGKILL');
         tokens?.stop();

@@ -256,6 +256,8 @@ async function closedPort(): Promise<number> {
 
 test.serial('registry-mirrors: docker.io images come from the first mirror that has them; a bad entry stops the daemon', async (t) => {
   const mirror = await startRegistry({ auth: false });
+  // the same content served under a path, as a proxy often does: the mirror's path goes before /v2/
+  const proxied = await startRegistry({ auth: false, prefix: '/hub/', storage: mirror.storage });
   let m: Daemon | undefined;
   try {
     await mirror.trustIn(d.dir);
@@ -266,8 +268,8 @@ test.serial('registry-mirrors: docker.io images come from the first mirror that 
     t.truthy(digest, push.stdout);
     // the first mirror is down: the pull goes on to the next one (never to Docker Hub here)
     const down = `https://127.0.0.1:${await closedPort()}`;
-    m = await startDaemon({ config: { 'registry-mirrors': [down, `https://${mirror.host}`] } });
-    await mirror.trustIn(m.dir);
+    m = await startDaemon({ config: { 'registry-mirrors': [down, `https://${proxied.host}/hub`] } });
+    await proxied.trustIn(m.dir);
     const pull = await m.docker(['pull', 'busybox']);
     t.is(pull.code, 0, pull.stderr);
     t.regex(pull.stdout, /Status: Downloaded newer image for busybox:latest/);
@@ -275,15 +277,22 @@ test.serial('registry-mirrors: docker.io images come from the first mirror that 
     t.is((await m.docker(['image', 'inspect', '--format', '{{json .RepoDigests}}', 'busybox'])).stdout.trim(), JSON.stringify([`busybox@${digest}`]));
     t.is((await m.docker(['run', '--rm', 'busybox', 'echo', 'from the mirror'])).stdout, 'from the mirror\n');
     const info = await m.docker(['info', '--format', '{{json .RegistryConfig.Mirrors}}']);
-    t.is(info.stdout.trim(), JSON.stringify([`${down}/`, `https://${mirror.host}/`]));
+    t.is(info.stdout.trim(), JSON.stringify([`${down}/`, `https://${proxied.host}/hub/`]));
+    // distribution inspect asks the mirrors too
+    const dist = await m.request('GET', '/distribution/busybox/json');
+    t.is(dist.status, 200, dist.body);
+    t.is(dist.json.Descriptor.digest, digest);
     // a registry that is not docker.io is never looked for on a mirror
     const other = await m.docker(['pull', `127.0.0.1:${await closedPort()}/library/busybox`]);
     t.not(other.code, 0);
     await t.throwsAsync(startDaemon({ config: { 'registry-mirrors': ['ftp://mirror.invalid'] } }), { message: /invalid mirror: unsupported scheme "ftp"/ });
     await t.throwsAsync(startDaemon({ config: { 'registry-mirrors': ['https://user:pw@127.0.0.1:1'] } }), { message: /invalid mirror: username\/password not allowed/ });
+    await t.throwsAsync(startDaemon({ config: { 'registry-mirrors': ['127.0.0.1:1'] } }), { message: /invalid mirror: no scheme specified for "127.0.0.1:1"/ });
+    await t.throwsAsync(startDaemon({ config: { 'registry-mirrors': ['https://127.0.0.1:1/?q=1'] } }), { message: /invalid mirror: query or fragment at end of the URI/ });
   } finally {
     await d.docker(['rmi', `${mirror.host}/library/busybox:latest`]);
     await removeAllAndStop(m);
+    await proxied.stop();
     await mirror.stop();
   }
 });

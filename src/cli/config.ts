@@ -105,14 +105,15 @@ function expect<T>(file: string, key: string, v: unknown, type: 'string' | 'bool
   return v as T;
 }
 
-/** A registry-mirrors entry as the Engine accepts it (http or https, no credentials, query or fragment), ending in "/". */
+/** A registry-mirrors entry as the Engine accepts it (http or https, no credentials, query or fragment; a path is kept), ending in "/". */
 function validMirror(m: string): string {
+  if (!m.includes('://')) throw new ConfigError(`invalid mirror: no scheme specified for "${m}": must use either 'https://' or 'http://'`);
   let u: URL;
-  try { u = new URL(m); } catch { throw new ConfigError(`invalid mirror: no scheme specified for "${m}": must use either 'https://' or 'http://'`); }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`invalid mirror: unsupported scheme "${u.protocol.slice(0, -1)}" in "${m}"`);
+  try { u = new URL(m); } catch { throw new ConfigError(`invalid mirror: "${m}" is not a valid URI`); }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`invalid mirror: unsupported scheme "${u.protocol.slice(0, -1)}" in "${m}": must use either 'https://' or 'http://'`);
+  if (u.search || u.hash) throw new ConfigError(`invalid mirror: query or fragment at end of the URI "${m}"`);
   if (u.username || u.password) throw new ConfigError(`invalid mirror: username/password not allowed in URI "${m}"`);
-  if (u.search || u.hash || (u.pathname !== '/' && u.pathname !== '')) throw new ConfigError(`invalid mirror: path, query, or fragment at end of the URI "${m}"`);
-  return `${u.protocol}//${u.host}/`;
+  return `${m.replace(/\/+$/, '')}/`;
 }
 
 /** Parses argv and the config file into the daemon's configuration. */

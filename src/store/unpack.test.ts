@@ -5,7 +5,7 @@
 // fails for good) leaving nothing of themselves in the store.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
@@ -19,9 +19,9 @@ import { DownloadError } from '../services/registry/blob-download.js';
 import { DigestMismatchError } from './content.js';
 import { forceMainThreadUnpackForTests, unpackInWorker, type Unpacked } from './unpack.js';
 import { packTar } from '../../compat-tests/hostile-tars.js';
+import { sha256 } from '../oci/image.js';
 
 const run = promisify(execFile);
-const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 // incompressible, larger than a few write batches (BatchWriter's 1 MiB): the ingest file and
 // this file are both written in several asynchronous batches
@@ -47,6 +47,16 @@ async function sandbox(t: any): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), 'berth-unpack-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
   return root;
+}
+
+/** An image store in a sandbox with the unpacker in its main-thread fallback, and the test layer plain and gzipped. */
+async function fallbackStore(t: any): Promise<{ root: string; images: ImageService; plain: Buffer; gz: Buffer }> {
+  forceMainThreadUnpackForTests(true);
+  const root = await sandbox(t);
+  const images = new ImageService(root);
+  await images.init();
+  const plain = await layerTar;
+  return { root, images, plain, gz: gzipSync(plain) };
 }
 
 /** Every path under dir (names of temp files included), sorted. */
@@ -109,12 +119,7 @@ test.serial('main-thread fallback: a gzip layer with files, a symlink, a hard li
 });
 
 test.serial('main-thread fallback: a layer cut short, corrupt or not matching its digests fails and leaves nothing in the store', async (t) => {
-  forceMainThreadUnpackForTests(true);
-  const root = await sandbox(t);
-  const images = new ImageService(root);
-  await images.init();
-  const plain = await layerTar;
-  const gz = gzipSync(plain);
+  const { root, images, plain, gz } = await fallbackStore(t);
   const corrupt = Buffer.from(gz);
   corrupt[gz.length >> 1] ^= 0xff; // inside the incompressible file: the gzip CRC catches it
   const before = await tree(root);
@@ -140,12 +145,7 @@ test.serial('main-thread fallback: a layer cut short, corrupt or not matching it
 });
 
 test.serial('main-thread fallback: a download that fails for good (cut each time) leaves nothing in the store', async (t) => {
-  forceMainThreadUnpackForTests(true);
-  const root = await sandbox(t);
-  const images = new ImageService(root);
-  await images.init();
-  const plain = await layerTar;
-  const gz = gzipSync(plain);
+  const { root, images, plain, gz } = await fallbackStore(t);
   let requests = 0;
   // every connection cut after 1 MiB of the blob
   const server: Server = createServer((_req, res) => {

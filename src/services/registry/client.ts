@@ -32,7 +32,8 @@ export class RegistryClient {
 
   /**
    * `mirror`: talk to this endpoint instead of the domain's own (a registry-mirrors entry for
-   * docker.io): its scheme is used as given and its CA comes from certs.d/<mirror host>.
+   * docker.io): its scheme is used as given, its path is put before /v2/, and its CA comes
+   * from certs.d/<mirror host>.
    */
   constructor(readonly domain: string, private readonly o: RegistryOptions, private readonly auth: AuthConfig, private readonly mirror?: URL) {
     if (mirror) this.scheme = mirror.protocol === 'http:' ? 'http' : 'https';
@@ -54,6 +55,7 @@ export class RegistryClient {
 
   /** HTTPS first; an insecure registry that does not speak TLS is retried over HTTP. */
   private async base(): Promise<string> {
+    if (this.mirror) return `${this.scheme}://${this.host}${this.mirror.pathname.replace(/\/+$/, '')}`;
     if (this.scheme) return `${this.scheme}://${this.host}`;
     try {
       await request(`https://${this.host}/v2/`, { dispatcher: this.agent, method: 'GET' }).then((r) => r.body.dump());

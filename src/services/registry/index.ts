@@ -36,7 +36,7 @@ export class RegistryService {
 
   /**
    * The manifest from the first endpoint that gives it: for docker.io the registry-mirrors in
-   * order, then Docker Hub, as the Engine pulls (the same credentials go to each); any other
+   * order, then Docker Hub, as the Engine pulls and inspects (the same credentials go to each); any other
    * registry is its only endpoint. The error is the last endpoint's.
    */
   private async firstEndpoint(ref: ImageRef, auth: AuthConfig, scope: string): Promise<{ client: RegistryClient; top: Awaited<ReturnType<typeof fetchManifest>> }> {
@@ -127,11 +127,10 @@ export class RegistryService {
   /** GET /distribution/{name}/json. */
   async inspect(name: string, authHeader: string | undefined): Promise<Record<string, unknown>> {
     const ref = RegistryService.parse(name);
-    const { domain, path } = splitDomain(ref.repo);
-    const client = this.client(domain, parseRegistryAuth(authHeader));
+    const { path } = splitDomain(ref.repo);
     const scope = `repository:${path}:pull`;
+    const { client, top } = await this.firstEndpoint(ref, parseRegistryAuth(authHeader), scope);
     try {
-      const top = await fetchManifest(client, ref, scope);
       let platforms: Array<Record<string, string>>;
       if (Array.isArray(top.json.manifests)) {
         platforms = top.json.manifests.map((m: any) => ({ architecture: m.platform?.architecture ?? '', os: m.platform?.os ?? '', ...(m.platform?.variant ? { variant: m.platform.variant } : {}) }));

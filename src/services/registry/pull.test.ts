@@ -4,7 +4,7 @@
 // (a new token) and the layer download starts over, once. Each case runs with the unpack
 // worker threads and with the main-thread fallback used when they cannot start.
 import test from 'ava';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
@@ -17,8 +17,8 @@ import type { DaemonConfig } from '../index.js';
 import { RegistryService } from './index.js';
 import { MEDIA } from './pull.js';
 import { packTar } from '../../../compat-tests/hostile-tars.js';
+import { sha256 } from '../../oci/image.js';
 
-const sha256 = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 const REPO = 'test/app';
 const SCOPE = `repository:${REPO}:pull`;

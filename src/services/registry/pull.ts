@@ -4,9 +4,8 @@
 // then one syncfs and the layers made visible bottom-up, with the Engine's progress messages.
 // A cut download is resumed after a wait, as the Engine retries; a blob that does not match
 // its digest, or a download that fails for good, fails the pull and nothing of it is kept.
-import { createHash } from 'node:crypto';
 import { InvalidParameterError, NotFoundError, SystemError } from '../../errors.js';
-import { chainIds, familiarString, refKey, shortId, splitDomain, type ImageRef } from '../../oci/image.js';
+import { chainIds, familiarString, refKey, sha256, shortId, splitDomain, type ImageRef } from '../../oci/image.js';
 import type { ImageService, PreparedLayer } from '../images.js';
 import { syncFilesystem } from '../../store/atomic.js';
 import { DigestMismatchError } from '../../store/content.js';
@@ -25,7 +24,6 @@ export const MEDIA = {
 const ACCEPT = [MEDIA.dockerManifest, MEDIA.dockerList, MEDIA.ociManifest, MEDIA.ociIndex].join(', ');
 
 export type Progress = (m: Record<string, unknown>) => void;
-const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 export interface ResolvedManifest { digest: string; mediaType: string; bytes: Buffer; json: any }
 
