@@ -1,9 +1,11 @@
 // One table of hostile tar archives, used against every way Berth unpacks a tar it did not make
 // (layer extraction, docker load, docker import; docker cp, build contexts and pulls use it too).
-// Each case writes, if it escaped, under `outside` (a directory the test owns), so a test only has
-// to check that `outside` is still empty.
+// Each case writes, if it escaped, under `outside` (a directory the test owns) or changes `outside`
+// itself, so a test only has to check that outsideState(outside) is what it was.
 import tar from 'tar-stream';
 import { createHash } from 'node:crypto';
+import { lstat, readdir } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 
 export interface HostileCase { name: string; tar: Buffer }
 
@@ -61,12 +63,36 @@ export async function hostileTars(outside: string): Promise<HostileCase[]> {
     { name: 'device node', tar: await packTar([{ header: { name: 'disk', type: 'block-device', devmajor: 8, devminor: 0 } }]) },
     { name: 'giant size field', tar: giantHeader('giant', 2 ** 33 - 1) },
     { name: 'deep nesting', tar: await packTar([{ header: { name: `${deep}/file` }, data: 'x' }]) },
+    // owner, mode and times of directories are set at the end: by then `a` is a symlink to
+    // outside's parent, and a fix-up that followed it would change outside itself
+    { name: 'directory fixed up through a symlink put in its parent\'s place', tar: await packTar([
+      { header: { name: 'a/', type: 'directory' } },
+      { header: { name: `a/${basename(outside)}/`, type: 'directory', mode: 0o777, mtime: new Date('2001-02-03T04:05:06Z') } },
+      { header: { name: 'a', type: 'symlink', linkname: dirname(outside) } },
+    ]) },
+    { name: 'symlink fixed up through a symlink put in its parent\'s place', tar: await packTar([
+      { header: { name: 'b/', type: 'directory' } },
+      { header: { name: `b/${basename(outside)}`, type: 'symlink', linkname: 'x', mtime: new Date('2001-02-03T04:05:06Z') } },
+      { header: { name: 'b', type: 'symlink', linkname: dirname(outside) } },
+    ]) },
+    // whiteouts naming the directory they are in, or its parent (the layer's own parent at the top)
+    { name: 'whiteout of "." and ".."', tar: await packTar([
+      { header: { name: 'sub/', type: 'directory' } },
+      { header: { name: 'sub/.wh..' } },
+      { header: { name: '.wh...' } },
+    ]) },
     { name: 'duplicate entries', tar: await packTar([
       { header: { name: 'dup' }, data: 'first' },
       { header: { name: 'dup', type: 'symlink', linkname: outside } },
       { header: { name: 'dup/after-duplicate' }, data: 'x' },
     ]) },
   ];
+}
+
+/** What a hostile archive must leave as it was: outside's entries, owner, mode and times. */
+export async function outsideState(outside: string): Promise<Record<string, unknown>> {
+  const st = await lstat(outside);
+  return { entries: await readdir(outside), mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtimeMs };
 }
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');

@@ -156,8 +156,8 @@ test.serial('a corrupted blob in the registry fails the pull cleanly, leaving no
 });
 
 test.serial('hostile layers served by a registry are contained or refused when pulled', async (t) => {
-  const { mkdtemp: mkd, readdir: rd, rm: rmd } = await import('node:fs/promises');
-  const { hostileTars, asImageArchive } = await import('./hostile-tars.js');
+  const { mkdtemp: mkd, rm: rmd } = await import('node:fs/promises');
+  const { hostileTars, asImageArchive, outsideState } = await import('./hostile-tars.js');
   const outside = await mkd('/tmp/bhostile-pull-');
   const fresh = await startDaemonWithBusybox();
   try {
@@ -165,6 +165,7 @@ test.serial('hostile layers served by a registry are contained or refused when p
     await fresh.docker(['login', '-u', reg.user, '--password-stdin', reg.host], { input: `${reg.password}\n` });
     let pushed = 0;
     let i = 0;
+    const untouched = await outsideState(outside);
     for (const c of await hostileTars(outside)) {
       const name = `${reg.host}/hostile:${++i}`;
       // load (contained or refused here already), then push the original layer bytes
@@ -174,7 +175,7 @@ test.serial('hostile layers served by a registry are contained or refused when p
       pushed++;
       const pull = await fresh.docker(['pull', name]);
       if (pull.code !== 0) t.regex(pull.stderr + pull.stdout, /\S/, c.name);
-      t.deepEqual(await rd(outside), [], `pull: ${c.name}`);
+      t.deepEqual(await outsideState(outside), untouched, `pull: ${c.name}`);
     }
     t.true(pushed >= 3, `only ${pushed} hostile images could be pushed`);
   } finally {

@@ -11,7 +11,7 @@ import {
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { PassThrough, Readable, Transform, pipeline, type Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
@@ -20,6 +20,8 @@ import { BatchWriter, WRITE_BATCH } from '../store/batch-writer.js';
 const run = promisify(execFile);
 
 export class UnsafeArchiveError extends Error {}
+/** Data that is not a valid gzip stream or tar (the native unpacker's word for it). */
+export class CorruptArchiveError extends Error {}
 
 export interface ExtractResult { diffId: string; size: number }
 
@@ -110,6 +112,24 @@ function safeParent(root: string, comps: string[]): string {
     if (!st.isDirectory()) throw new UnsafeArchiveError(`path component is not a directory: ${comps.join('/')}`);
   }
   return cur;
+}
+
+/**
+ * True when path (under root) is still a `kind` reached through real directories only: a
+ * fix-up made at the end must not follow a symlink an entry put on the way after it was made.
+ */
+function stillAt(root: string, path: string, kind: 'directory' | 'symlink'): boolean {
+  const comps = relative(root, path).split('/');
+  let cur = root;
+  for (let i = 0; i < comps.length; i++) {
+    cur = join(cur, comps[i]!);
+    const st = lstatSync(cur, { throwIfNoEntry: false });
+    if (!st) return false;
+    const last = i === comps.length - 1;
+    if (!last && !(st.isDirectory() && !st.isSymbolicLink())) return false;
+    if (last) return kind === 'directory' ? st.isDirectory() : st.isSymbolicLink();
+  }
+  return false;
 }
 
 function removeExisting(path: string, keepDir: boolean): boolean {
@@ -217,7 +237,11 @@ export async function extractTar(plain: Readable, dest: string, opts: ExtractOpt
         entry.resume(); continue;
       }
       if (whiteouts && base.startsWith('.wh.')) {
-        const target = join(parent, base.slice(4));
+        if (base.startsWith('.wh..wh.')) { entry.resume(); continue; } // other aufs metadata: nothing on overlayfs
+        const hidden = base.slice(4);
+        // ".wh.." would hide the directory itself, ".wh..." its parent
+        if (hidden === '' || hidden === '.' || hidden === '..') throw new UnsafeArchiveError(`invalid whiteout: ${JSON.stringify(h.name)}`);
+        const target = join(parent, hidden);
         removeExisting(target, false);
         await mknod(target, 'c', 0, 0);
         entry.resume(); continue;
@@ -288,12 +312,15 @@ export async function extractTar(plain: Readable, dest: string, opts: ExtractOpt
     }
   })();
   await Promise.all([done, consume.catch((e) => { ex.destroy(e); throw e; })]);
+  // a later entry may have put a symlink where one of these or a parent was: then it is skipped
   for (const l of links) {
+    if (!stillAt(dest, l.path, 'symlink')) continue;
     lchownSync(l.path, l.uid, l.gid);
     if (l.mtime) try { lutimesSync(l.path, l.mtime, l.mtime); } catch { /* as before: best effort */ }
   }
   // Directories last and deepest first: creating children would reset their mtimes.
   for (const d of dirs.reverse()) {
+    if (!stillAt(dest, d.path, 'directory')) continue;
     lchownSync(d.path, d.uid, d.gid);
     chmodSync(d.path, d.mode);
     if (d.mtime) utimesSync(d.path, d.mtime, d.mtime);
