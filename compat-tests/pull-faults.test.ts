@@ -225,8 +225,9 @@ test.serial('berthd killed mid-pull: after a restart no partial layer, blob or i
     const after = await storeState(d);
     t.deepEqual(after.temp, [], `${label}: temp names swept at start`);
     if (after.images) {
-      // the pull finished before the kill: the image is whole
-      t.is(r.code, 0, `${label}: the image exists, so the pull had succeeded`);
+      // the pull committed its image before the kill: the image is whole (the client may still
+      // have seen the pull fail, when the kill fell between the commit and the last message)
+      if (r.code !== 0) t.log(`${label}: killed after the image was committed, before the client heard`);
       t.is((await d.docker(['image', 'inspect', '-f', '{{.Id}}', name])).stdout.trim(), id, label);
       t.is((await d.docker(['rmi', name])).code, 0);
     } else {

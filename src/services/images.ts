@@ -13,7 +13,7 @@ import {
   MediaTypes, RefError, chainIds, familiarRepo, familiarString, isDigest, parseRef, parseRefWithDefaultTag, refKey, sha256, shortId,
   type ImageConfigBlob, type ImageRef,
 } from '../oci/image.js';
-import { unpackInWorker, warmUnpackWorkers, type DownloadSource } from '../store/unpack.js';
+import { unpack, warmUnpackers, type DownloadSource } from '../store/unpack.js';
 import { ScratchArchive, packArchive, type SaveEntry } from './image-archive.js';
 
 /** The image as `docker image inspect` shows it. */
@@ -70,7 +70,7 @@ export class ImageService {
   }
 
   /** Once the daemon listens: the layer unpacking workers boot before the first pull needs them. */
-  warm(): void { warmUnpackWorkers(); }
+  warm(): void { warmUnpackers(); }
 
   async init(): Promise<void> {
     await this.content.init();
@@ -396,7 +396,7 @@ export class ImageService {
     const abort = async (): Promise<void> => { await Promise.all([fsp.rm(ingest, { force: true }), this.layers.discard(tmp)]); };
     try {
       if (failed) throw failed;
-      const { diffId, size, inputDigest, inputSize } = await unpackInWorker(input, ingest, join(tmp, 'diff'), { keepInput: !!o.blob });
+      const { diffId, size, inputDigest, inputSize } = await unpack(input, ingest, join(tmp, 'diff'), { keepInput: !!o.blob });
       if (o.blob && o.blob.digest !== inputDigest) throw new DigestMismatchError(`blob digest mismatch: expected ${o.blob.digest}, got ${inputDigest}`);
       if (expectedDiffId && expectedDiffId !== diffId) throw new DigestMismatchError(`layer digest mismatch: expected ${expectedDiffId}, got ${diffId}`);
       const meta: LayerMeta = { chainId: parent ? sha256(`${parent} ${diffId}`) : diffId, diffId, parent, size };

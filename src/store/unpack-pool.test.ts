@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
-import { unpackInWorker, unpackWorkerCount, warmUnpackWorkers } from './unpack.js';
+import { unpack, unpackWorkerCount, useUnpackerForTests, warmUnpackers } from './unpack.js';
 
 async function layerTar(files: Record<string, string>): Promise<Buffer> {
   const pack = tar.pack();
@@ -20,19 +20,21 @@ async function layerTar(files: Record<string, string>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-test.serial('warmUnpackWorkers starts the whole pool once; unpacking then uses those workers', async (t) => {
+test.serial('warmUnpackers starts the whole pool once; unpacking then uses those workers', async (t) => {
+  useUnpackerForTests('worker'); // the pool is what is left when the native unpacker is not built
+  t.teardown(() => useUnpackerForTests(undefined));
   const expected = Math.max(2, Math.min(4, availableParallelism()));
   t.is(unpackWorkerCount(), 0);
-  warmUnpackWorkers();
+  warmUnpackers();
   t.is(unpackWorkerCount(), expected);
-  warmUnpackWorkers();
+  warmUnpackers();
   t.is(unpackWorkerCount(), expected, 'warming again starts nothing more');
   const dir = await mkdtemp(join(tmpdir(), 'berth-unpack-pool-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const layers = await Promise.all([1, 2, 3].map(async (i) => {
     await mkdir(join(dir, `diff${i}`));
     const gz = gzipSync(await layerTar({ [`f${i}`]: `layer ${i}\n` }));
-    const out = await unpackInWorker(Readable.from([gz]), join(dir, `ingest${i}`), join(dir, `diff${i}`));
+    const out = await unpack(Readable.from([gz]), join(dir, `ingest${i}`), join(dir, `diff${i}`));
     return { i, out };
   }));
   for (const { i, out } of layers) {
@@ -50,10 +52,11 @@ test('a worker whose code cannot load is noticed: the layers are unpacked in the
   const script = join(dir, 'broken-worker.mjs');
   await writeFile(script, "import './no-such-module.js';\n");
   fresh.unpackWorkerScriptForTests(pathToFileURL(script));
+  fresh.useUnpackerForTests('worker');
   for (const i of [1, 2]) {
     await mkdir(join(dir, `diff${i}`));
     const gz = gzipSync(await layerTar({ [`f${i}`]: `layer ${i}\n` }));
-    const out = await fresh.unpackInWorker(Readable.from([gz]), join(dir, `ingest${i}`), join(dir, `diff${i}`));
+    const out = await fresh.unpack(Readable.from([gz]), join(dir, `ingest${i}`), join(dir, `diff${i}`));
     t.is(await readFile(join(dir, `diff${i}`, `f${i}`), 'utf8'), `layer ${i}\n`);
     t.regex(out.diffId, /^sha256:[0-9a-f]{64}$/);
   }

@@ -1,4 +1,4 @@
-// The unpacker's main-thread fallback (unpackInWorker when worker threads could not start:
+// The unpacker's main-thread fallback (unpack when worker threads could not start:
 // unpackLayer with batched asynchronous writes, BatchWriter) on a real gzip layer, checked
 // against what it must produce and against the worker thread's result for the same bytes;
 // and layers that fail there (cut short, corrupt, not matching their digests, a download that
@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -17,8 +17,9 @@ import { gzipSync } from 'node:zlib';
 import { ImageService } from '../services/images.js';
 import { DownloadError } from '../services/registry/blob-download.js';
 import { DigestMismatchError } from './content.js';
-import { forceMainThreadUnpackForTests, unpackInWorker, type Unpacked } from './unpack.js';
-import { packTar } from '../../compat-tests/hostile-tars.js';
+import { unpack, useUnpackerForTests, type Unpacked, type Unpacker } from './unpack.js';
+import { nativeUnpackerUsable } from './native-unpack.js';
+import { hostileTars, outsideState, packTar } from '../../compat-tests/hostile-tars.js';
 import { sha256 } from '../oci/image.js';
 
 const run = promisify(execFile);
@@ -49,9 +50,9 @@ async function sandbox(t: any): Promise<string> {
   return root;
 }
 
-/** An image store in a sandbox with the unpacker in its main-thread fallback, and the test layer plain and gzipped. */
-async function fallbackStore(t: any): Promise<{ root: string; images: ImageService; plain: Buffer; gz: Buffer }> {
-  forceMainThreadUnpackForTests(true);
+/** An image store in a sandbox with the given unpacker, and the test layer plain and gzipped. */
+async function storeWith(t: any, u: Unpacker): Promise<{ root: string; images: ImageService; plain: Buffer; gz: Buffer }> {
+  useUnpackerForTests(u);
   const root = await sandbox(t);
   const images = new ImageService(root);
   await images.init();
@@ -80,22 +81,29 @@ async function describeLayer(dir: string): Promise<Record<string, unknown>> {
   };
 }
 
-test.afterEach.always(() => forceMainThreadUnpackForTests(false));
+test.afterEach.always(() => useUnpackerForTests(undefined));
 
-test.serial('main-thread fallback: a gzip layer with files, a symlink, a hard link, a dir and whiteouts is unpacked, hashed and stored as in a worker', async (t) => {
+const unpackers: Unpacker[] = ['native', 'worker', 'main thread'];
+
+test('the native unpacker is built (scripts/setup): the daemon uses it for every layer', (t) => {
+  t.true(nativeUnpackerUsable(), 'native/build/berth-unpack is missing: run scripts/setup');
+});
+
+test.serial('every unpacker: a gzip layer with files, a symlink, a hard link, a dir and whiteouts is unpacked, hashed and stored the same way', async (t) => {
   const root = await sandbox(t);
   const plain = await layerTar;
   const gz = gzipSync(plain);
   const results: Record<string, { out: Unpacked; ingest: Buffer; layer: Record<string, unknown> }> = {};
-  for (const [name, fallback, keepInput] of [['fallback, blob kept', true, true], ['fallback, tar kept', true, false], ['worker, blob kept', false, true]] as const) {
-    forceMainThreadUnpackForTests(fallback);
+  for (const u of unpackers) for (const keepInput of [true, false]) {
+    const name = `${u}, ${keepInput ? 'blob' : 'tar'} kept`;
+    useUnpackerForTests(u);
     const diff = join(root, name, 'diff');
     await mkdir(diff, { recursive: true });
     const ingest = join(root, name, 'ingest');
-    const out = await unpackInWorker(chunked(gz), ingest, diff, { keepInput });
+    const out = await unpack(chunked(gz), ingest, diff, { keepInput });
     results[name] = { out, ingest: await readFile(ingest), layer: await describeLayer(diff) };
   }
-  const fb = results['fallback, blob kept']!;
+  const fb = results['main thread, blob kept']!;
   t.deepEqual(fb.out, { diffId: sha256(plain), size: small.length + big.length, inputDigest: sha256(gz), inputSize: gz.length });
   t.true(fb.ingest.equals(gz), 'the ingest file holds the gzip blob as given');
   t.deepEqual(fb.layer, {
@@ -108,25 +116,22 @@ test.serial('main-thread fallback: a gzip layer with files, a symlink, a hard li
     whiteout: [true, 0],
     opaque: 'y',
   });
-  const tarKept = results['fallback, tar kept']!;
-  t.deepEqual(tarKept.out, fb.out);
-  t.true(tarKept.ingest.equals(plain), 'without keepInput the ingest file holds the decompressed tar');
-  t.deepEqual(tarKept.layer, fb.layer);
-  const worker = results['worker, blob kept']!;
-  t.deepEqual(worker.out, fb.out, 'the worker thread finds the same digests and sizes');
-  t.true(worker.ingest.equals(gz));
-  t.deepEqual(worker.layer, fb.layer, 'and unpacks the same files');
+  for (const [name, r] of Object.entries(results)) {
+    t.deepEqual(r.out, fb.out, `${name}: the same digests and sizes`);
+    t.true(r.ingest.equals(name.endsWith('blob kept') ? gz : plain), `${name}: the ingest file holds ${name.endsWith('blob kept') ? 'the gzip blob as given' : 'the decompressed tar'}`);
+    t.deepEqual(r.layer, fb.layer, `${name}: the same files`);
+  }
 });
 
-test.serial('main-thread fallback: a layer cut short, corrupt or not matching its digests fails and leaves nothing in the store', async (t) => {
-  const { root, images, plain, gz } = await fallbackStore(t);
+for (const u of unpackers) test.serial(`${u} unpacker: a layer cut short, corrupt or not matching its digests fails and leaves nothing in the store`, async (t) => {
+  const { root, images, plain, gz } = await storeWith(t, u);
   const corrupt = Buffer.from(gz);
   corrupt[gz.length >> 1] ^= 0xff; // inside the incompressible file: the gzip CRC catches it
   const before = await tree(root);
   const blob = { digest: sha256(gz), mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip' };
   const cases: Array<[string, () => Promise<unknown>, RegExp | (new (...a: any[]) => Error)]> = [
-    ['cut inside the big file', () => images.prepareLayer(chunked(gz.subarray(0, gz.length >> 1)), null, sha256(plain), { blob }), /unexpected end of file/],
-    ['cut in the gzip trailer', () => images.prepareLayer(chunked(gz.subarray(0, gz.length - 4)), null, sha256(plain), { blob }), /unexpected end of file/],
+    ['cut inside the big file', () => images.prepareLayer(chunked(gz.subarray(0, gz.length >> 1)), null, sha256(plain), { blob }), /unexpected (end of file|EOF)/],
+    ['cut in the gzip trailer', () => images.prepareLayer(chunked(gz.subarray(0, gz.length - 4)), null, sha256(plain), { blob }), /unexpected (end of file|EOF)/],
     ['a flipped byte', () => images.prepareLayer(chunked(corrupt), null, sha256(plain), { blob }), /incorrect data check|invalid/],
     ['a blob digest other than the manifest says', () => images.prepareLayer(chunked(gz), null, sha256(plain), { blob: { ...blob, digest: sha256(Buffer.from('other')) } }), DigestMismatchError],
     ['a diffID other than the config says', () => images.prepareLayer(chunked(gz), null, sha256(Buffer.from('other')), { blob }), DigestMismatchError],
@@ -144,8 +149,8 @@ test.serial('main-thread fallback: a layer cut short, corrupt or not matching it
   t.true((await readFile(images.content.path(sha256(gz)))).equals(gz));
 });
 
-test.serial('main-thread fallback: a download that fails for good (cut each time) leaves nothing in the store', async (t) => {
-  const { root, images, plain, gz } = await fallbackStore(t);
+for (const u of unpackers) test.serial(`${u} unpacker: a download that fails for good (cut each time) leaves nothing in the store`, async (t) => {
+  const { root, images, plain, gz } = await storeWith(t, u);
   let requests = 0;
   // every connection cut after 1 MiB of the blob
   const server: Server = createServer((_req, res) => {
@@ -163,4 +168,34 @@ test.serial('main-thread fallback: a download that fails for good (cut each time
   t.regex(err!.message, new RegExp(`^unexpected EOF after ${1 << 20} of ${gz.length} bytes`));
   t.is(requests, 2);
   t.deepEqual(await tree(root), before, 'no .ingest- file, .partial- directory or layer left');
+});
+
+test.serial('every unpacker contains or refuses every hostile tar, and they agree on which', async (t) => {
+  const root = await sandbox(t);
+  const outside = join(root, 'outside');
+  await mkdir(outside);
+  const untouched = await outsideState(outside);
+  const host = await stat('/etc/hostname');
+  const outcomes: Record<string, string[]> = {};
+  for (const u of unpackers) {
+    useUnpackerForTests(u);
+    outcomes[u] = [];
+    let i = 0;
+    for (const c of await hostileTars(outside)) {
+      // the layer two levels down a directory of the test's own: a whiteout of ".." stays in it
+      const box = join(root, `${u}-${++i}`);
+      const dest = join(box, 'layer', 'diff');
+      await mkdir(dest, { recursive: true });
+      const outcome = await unpack(Readable.from([c.tar]), join(box, 'ingest'), dest).then(() => 'contained', () => 'refused');
+      outcomes[u]!.push(`${c.name}: ${outcome}`);
+      t.deepEqual(await outsideState(outside), untouched, `${u}: ${c.name}`);
+      t.true((await stat(dest)).isDirectory(), `${u}: ${c.name}: the layer directory is still there`);
+      for (const name of await readdir(dest)) {
+        const st = await lstat(join(dest, name));
+        t.false(st.ino === host.ino && st.dev === host.dev, `${u}: ${c.name}: ${name} is the host's /etc/hostname`);
+      }
+    }
+  }
+  t.deepEqual(outcomes.native, outcomes['main thread'], 'the native unpacker refuses what the JavaScript one refuses');
+  t.deepEqual(outcomes.worker, outcomes['main thread']);
 });

@@ -1,6 +1,9 @@
 // Unpacking a layer: the (maybe gzipped) tar is decompressed, hashed, written to a content
 // store temp file (the bytes as given for a pull, the tar otherwise), and unpacked into a
-// layer's diff directory, in one pass. The work runs in a
+// layer's diff directory, in one pass. The native unpacker does it when it is built
+// (native-unpack.ts: a job of its server per layer, which downloads a pull's layer itself or
+// is sent a stream's bytes), so neither the bytes nor the entries of a layer cost the daemon
+// any JavaScript. Otherwise (not built, or its server cannot start) the work runs in a
 // small pool of worker threads (unpack-worker.ts); a pull's worker downloads the layer too, so
 // the daemon's main thread does no work per byte, a pull's layers are fetched, decompressed
 // and unpacked in parallel with each other on a machine with two cores or more, and the
@@ -13,21 +16,15 @@ import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { Readable, Transform } from 'node:stream';
 import { MessageChannel, Worker } from 'node:worker_threads';
-import { extractTar, maybeDecompress, UnsafeArchiveError } from '../oci/tar-extract.js';
+import { CorruptArchiveError, extractTar, maybeDecompress, UnsafeArchiveError } from '../oci/tar-extract.js';
 import { BatchWriter, WRITE_BATCH } from './batch-writer.js';
 import { DigestMismatchError } from './content.js';
 // the worker fetches registry blobs itself (see DownloadSource)
 import { downloadBlob, DownloadError, recycleBatch, type BlobDownload, type DownloadEvents } from '../services/registry/blob-download.js';
 
-export interface Unpacked {
-  diffId: string;
-  /** Bytes of regular-file content unpacked. */
-  size: number;
-  /** sha256 of the bytes as given (compressed or not): a download's blob digest. */
-  inputDigest: string;
-  /** Length of the bytes as given. */
-  inputSize: number;
-}
+import { nativeUnpackerUsable, unpackNative, unpackNativeDownload, warmNativeUnpacker, type Unpacked } from './native-unpack.js';
+
+export type { Unpacked };
 
 /**
  * The work itself, in whichever thread runs it. `sync`: writes are synchronous (a worker
@@ -141,25 +138,37 @@ function idleFrom(w: PoolWorker): void {
 }
 
 function pick(): PoolWorker | undefined {
-  if (workersFailed) return undefined;
+  if (workersFailed || forced === 'main thread') return undefined;
   const free = pool.filter((w) => !w.broken).sort((a, b) => a.jobs - b.jobs)[0];
   if (free && (free.jobs === 0 || pool.length >= poolSize)) return free;
   return spawnWorker() ?? free;
 }
 
-/**
- * Tests only: `true` makes unpackInWorker take the path it takes when worker threads failed
- * to start (the work runs in the main thread, writes batched and asynchronous); `false` puts
- * the worker pool back.
- */
-export function forceMainThreadUnpackForTests(on: boolean): void { workersFailed = on; }
+/** Which unpacker does the work: the native one, the worker pool, or the main thread. */
+export type Unpacker = 'native' | 'worker' | 'main thread';
+let forced: Unpacker | undefined;
 
 /**
- * Starts n workers (all the pool may hold when n is left out) ahead of the first layer: the
- * daemon calls it once it listens, a pull before it fetches its manifest.
+ * Tests only: makes unpack() use this unpacker ('main thread' is the path taken when worker
+ * threads failed to start: writes batched and asynchronous); undefined puts the usual choice back.
  */
-export function warmUnpackWorkers(n = poolSize): void {
-  if (workersFailed) return;
+export function useUnpackerForTests(u: Unpacker | undefined): void { forced = u; }
+
+/** The unpacker the next layer gets. */
+function unpacker(): Unpacker {
+  if (forced) return forced;
+  if (nativeUnpackerUsable()) return 'native';
+  return workersFailed ? 'main thread' : 'worker';
+}
+
+/**
+ * Starts the native unpacker's server, or n workers (all the pool may hold when n is left
+ * out), ahead of the first layer: the daemon calls it once it listens, a pull before it
+ * fetches its manifest.
+ */
+export function warmUnpackers(n = poolSize): void {
+  if (unpacker() === 'native') return warmNativeUnpacker();
+  if (unpacker() !== 'worker') return;
   while (pool.length < Math.min(n, poolSize)) if (!spawnWorker()) return;
 }
 
@@ -171,6 +180,7 @@ interface WorkerMessage { more?: true; bytes?: number; retry?: number; done?: Un
 
 function revive(err: NonNullable<WorkerMessage['error']>): Error {
   const e = err.name === 'UnsafeArchiveError' ? new UnsafeArchiveError(err.message)
+    : err.name === 'CorruptArchiveError' ? new CorruptArchiveError(err.message)
     : err.name === 'DigestMismatchError' ? new DigestMismatchError(err.message)
       : err.name === 'DownloadError' ? new DownloadError(err.message, err.status) : new Error(err.message);
   if (err.code) (e as NodeJS.ErrnoException).code = err.code;
@@ -191,10 +201,17 @@ export interface DownloadSource { download: BlobDownload; signal: AbortSignal; e
 const isDownload = (x: Readable | DownloadSource): x is DownloadSource => 'download' in x && !(x instanceof Readable);
 
 /**
- * Unpacks `input` (a stream, or a download the worker makes) in a worker thread (see
- * unpackLayer).
+ * Unpacks `input` (a stream, or a registry download) with the native unpacker, else in a
+ * worker thread that makes the download itself (see unpackLayer), else in the main thread.
  */
-export async function unpackInWorker(input: Readable | DownloadSource, ingestPath: string, diffDir: string, o: { keepInput?: boolean } = {}): Promise<Unpacked> {
+export async function unpack(input: Readable | DownloadSource, ingestPath: string, diffDir: string, o: { keepInput?: boolean } = {}): Promise<Unpacked> {
+  if (unpacker() === 'native') {
+    const done = isDownload(input)
+      ? await unpackNativeDownload(input.download, input.signal, input.events, ingestPath, diffDir, !!o.keepInput)
+      : await unpackNative(input, ingestPath, diffDir, !!o.keepInput);
+    if (done) return done;
+    // the server could not start (nothing was read): the JavaScript unpackers do it
+  }
   let w = pick();
   if (w) {
     if (w.idle) { clearTimeout(w.idle); w.idle = undefined; }

@@ -2,9 +2,10 @@
 // error or an early end the download waits (attempt n waits n times the delay, as the Engine
 // does, reported each second as `Retrying in N seconds`) and goes on from the byte it had
 // with a Range request, so the reader (the layer unpacker, which hashes and extracts as it
-// reads) never sees the break. It runs inside the unpack worker threads
-// (store/unpack-worker.ts): the bytes never cross threads, and the daemon's main thread does
-// no work per byte.
+// reads) never sees the break. It is the JavaScript twin of the native unpacker's own
+// downloader (native/unpack/download.c), used when that one is not built: then it runs inside
+// the unpack worker threads (store/unpack-worker.ts), so the bytes never cross threads and the
+// daemon's main thread does no work per byte.
 import { Readable } from 'node:stream';
 import { Agent as HttpAgent, get as httpGet, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, get as httpsGet } from 'node:https';
@@ -139,12 +140,12 @@ async function* groups(res: IncomingMessage): AsyncGenerator<Buffer[]> {
   }
 }
 
-/** The blob in BATCH-sized buffers (reused ones when recycled), a shorter last one. */
-async function* batches(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents): AsyncGenerator<Buffer> {
+/**
+ * The blob's bytes as they arrive, a group of chunks at a time (not copied), across cut
+ * connections (resumed with a Range request after a wait).
+ */
+async function* blobGroups(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents = {}): AsyncGenerator<Buffer[]> {
   let got = 0;
-  // the batch being filled; it carries over a cut connection
-  let buf = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
-  let fill = 0;
   for (let attempt = 1; ; attempt++) {
     let failure = 'connection closed early';
     let res: IncomingMessage | undefined;
@@ -166,6 +167,7 @@ async function* batches(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents
       } else {
         try {
           for await (const group of groups(res)) {
+            const out: Buffer[] = [];
             for (let c of group) {
               if (skip) {
                 if (c.length <= skip) { skip -= c.length; continue; }
@@ -174,24 +176,12 @@ async function* batches(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents
               }
               got += c.length;
               if (d.size !== undefined && got > d.size) throw new DigestMismatchError(`blob longer than its ${d.size} bytes`);
-              while (c.length) {
-                const n = c.copy(buf, fill);
-                fill += n;
-                c = c.subarray(n);
-                if (fill < BATCH) continue;
-                issued.add(buf);
-                yield buf;
-                buf = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
-                fill = 0;
-              }
+              out.push(c);
             }
+            if (out.length) yield out;
             ev.bytes?.(got);
           }
-          if (d.size === undefined || got === d.size) {
-            if (fill) yield buf.subarray(0, fill);
-            else if (spare.length < SPARE_MAX) spare.push(buf);
-            return;
-          }
+          if (d.size === undefined || got === d.size) return;
         } catch (err) {
           if (signal.aborted) throw signal.reason ?? err;
           if (err instanceof DigestMismatchError) throw err;
@@ -208,6 +198,28 @@ async function* batches(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents
     }
     if (d.retryDelayMs < 1000) await sleep(d.retryDelayMs * attempt, signal);
   }
+}
+
+/** The blob in BATCH-sized buffers (reused ones when recycled), a shorter last one. */
+async function* batches(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents): AsyncGenerator<Buffer> {
+  let buf = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
+  let fill = 0;
+  for await (const group of blobGroups(d, signal, ev)) {
+    for (let c of group) {
+      while (c.length) {
+        const n = c.copy(buf, fill);
+        fill += n;
+        c = c.subarray(n);
+        if (fill < BATCH) continue;
+        issued.add(buf);
+        yield buf;
+        buf = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
+        fill = 0;
+      }
+    }
+  }
+  if (fill) yield buf.subarray(0, fill);
+  else if (spare.length < SPARE_MAX) spare.push(buf);
 }
 
 /** The blob's bytes; the stream fails with DownloadError, DigestMismatchError or the abort reason. */

@@ -9,7 +9,7 @@ import { parseRegistryAuth, type AuthConfig } from './auth.js';
 import { RegistryClient, type RegistryOptions } from './client.js';
 import { fetchManifest, platformManifest, pullRest, type Progress } from './pull.js';
 import { push } from './push.js';
-import { warmUnpackWorkers } from '../../store/unpack.js';
+import { warmUnpackers } from '../../store/unpack.js';
 
 export class RegistryService {
   private readonly opts: RegistryOptions;
@@ -68,7 +68,7 @@ export class RegistryService {
     const ref = RegistryService.parse(name, tag);
     const { path } = splitDomain(ref.repo);
     const scope = `repository:${path}:pull`;
-    warmUnpackWorkers(this.concurrency); // started while the manifest is fetched
+    warmUnpackers(this.concurrency); // started while the manifest is fetched
     const { client, top } = await this.firstEndpoint(ref, parseRegistryAuth(authHeader), scope);
     return async (progress) => {
       try {

@@ -11,7 +11,7 @@ import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { forceMainThreadUnpackForTests } from '../../store/unpack.js';
+import { useUnpackerForTests, type Unpacker } from '../../store/unpack.js';
 import { ImageService } from '../images.js';
 import type { DaemonConfig } from '../index.js';
 import { RegistryService } from './index.js';
@@ -138,9 +138,9 @@ async function tree(dir: string): Promise<string[]> {
   return ((await readdir(dir, { recursive: true })) as string[]).sort();
 }
 
-async function setup(t: any, mode: 'worker' | 'main thread', o: RegistryOptions = {}) {
-  forceMainThreadUnpackForTests(mode === 'main thread');
-  t.teardown(() => forceMainThreadUnpackForTests(false));
+async function setup(t: any, mode: Unpacker, o: RegistryOptions = {}) {
+  useUnpackerForTests(mode);
+  t.teardown(() => useUnpackerForTests(undefined));
   const root = await mkdtemp(join(tmpdir(), 'berth-pull-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
   const images = new ImageService(join(root, 'data'));
@@ -155,7 +155,7 @@ async function setup(t: any, mode: 'worker' | 'main thread', o: RegistryOptions 
   return { root, images, img, reg, pull, progress };
 }
 
-for (const mode of ['worker', 'main thread'] as const) {
+for (const mode of ['native', 'worker', 'main thread'] as const) {
   test.serial(`a layer GET refused with 401 (expired token) is authenticated again in the main thread and downloaded again (${mode})`, async (t) => {
     const { root, images, img, reg, pull, progress } = await setup(t, mode);
     const id = await pull();

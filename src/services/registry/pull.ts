@@ -9,6 +9,7 @@ import { chainIds, familiarString, refKey, sha256, shortId, splitDomain, type Im
 import type { ImageService, PreparedLayer } from '../images.js';
 import { syncFilesystem } from '../../store/atomic.js';
 import { DigestMismatchError } from '../../store/content.js';
+import { CorruptArchiveError } from '../../oci/tar-extract.js';
 import { DownloadError, type DownloadEvents } from './blob-download.js';
 import type { RegistryClient } from './client.js';
 import { limited } from './limited.js';
@@ -84,7 +85,7 @@ async function fetchLayer(o: {
         }
         throw new SystemError(`error pulling blob ${desc.digest}: ${err.message}`);
       }
-      if (err instanceof DigestMismatchError || /incorrect header|incorrect data check|invalid|unexpected end|data error|Unexpected end|truncated/i.test(String((err as Error).message))) {
+      if (err instanceof DigestMismatchError || err instanceof CorruptArchiveError || /incorrect header|incorrect data check|invalid|unexpected end|data error|Unexpected end|truncated/i.test(String((err as Error).message))) {
         throw new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`);
       }
       throw err;
