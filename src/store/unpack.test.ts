@@ -199,3 +199,71 @@ test.serial('every unpacker contains or refuses every hostile tar, and they agre
   t.deepEqual(outcomes.native, outcomes['main thread'], 'the native unpacker refuses what the JavaScript one refuses');
   t.deepEqual(outcomes.worker, outcomes['main thread']);
 });
+
+/** Every path under dir with what tar keeps of it (times to the second: the JavaScript unpacker keeps milliseconds). */
+async function snapshot(dir: string): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const walk = async (rel: string): Promise<void> => {
+    for (const name of (await readdir(join(dir, rel))).sort()) {
+      const p = rel ? `${rel}/${name}` : name;
+      const st = await lstat(join(dir, p));
+      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : st.isFIFO() ? 'fifo' : 'other';
+      out[p] = {
+        type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000), rdev: st.rdev, nlink: type === 'dir' ? undefined : st.nlink,
+        content: type === 'file' ? sha256(await readFile(join(dir, p))) : type === 'symlink' ? await readlink(join(dir, p)) : undefined,
+      };
+      if (type === 'dir') await walk(p);
+    }
+  };
+  await walk('');
+  const xattrs = await run('getfattr', ['-R', '-h', '-d', '-m', '-', '--absolute-names', dir]).then((r) => r.stdout.split(dir).join('<root>'), () => 'getfattr failed');
+  return { tree: out, xattrs };
+}
+
+test.serial('the native and JavaScript unpackers make the same tree of a tar GNU tar wrote (pax and GNU formats)', async (t) => {
+  if (process.getuid?.() !== 0) { t.log('skipped: needs root (device nodes, ownership, trusted xattrs); CI runs as root'); t.pass(); return; }
+  const root = await sandbox(t);
+  const src = join(root, 'src');
+  const long = `${'long-directory-name-'.repeat(6)}/${'very-long-file-name-'.repeat(8)}`;
+  await mkdir(join(src, long.split('/')[0]!), { recursive: true });
+  const sh = [
+    `cd ${src}`,
+    `printf 'long\\n' > '${long}'`,
+    'mkdir -p dir/sub && chmod 2750 dir && printf x > dir/sub/f && chown 1234:5678 dir/sub/f',
+    'printf suid > suid && chmod 4755 suid',
+    'ln -s dir/sub/f link && ln link hard-to-link',
+    'printf data > data && ln data data-hard',
+    'mknod chr c 1 3 && mknod blk b 7 0 && mkfifo fifo',
+    "printf u > 'ünïcödé 日本'",
+    'setfattr -n user.berth -v hello data && setfattr -n trusted.berth -v secret dir',
+    'touch -h -d @1000000000.123456789 link && touch -d @1234567890.5 dir/sub/f dir/sub dir data',
+  ].join(' && ');
+  await run('sh', ['-c', sh]);
+  for (const format of ['pax', 'gnu']) {
+    const archive = join(root, `${format}.tar`);
+    // GNU tar writes xattrs in pax archives only
+    await run('tar', [...(format === 'pax' ? ['--xattrs', '--xattrs-include=*'] : []), `--format=${format}`, '-C', src, '-cf', archive, '.']);
+    const bytes = await readFile(archive);
+    const trees: Record<string, Record<string, unknown>> = {};
+    for (const u of ['native', 'main thread'] as const) {
+      useUnpackerForTests(u);
+      const dest = join(root, `${format}-${u.replace(' ', '-')}`);
+      await mkdir(dest);
+      const out = await unpack(chunked(bytes), join(root, `${format}-${u}-ingest`), dest);
+      t.is(out.diffId, sha256(bytes), `${format}, ${u}`);
+      trees[u] = await snapshot(dest);
+    }
+    t.deepEqual(trees.native, trees['main thread'], `${format}: the same files, owners, modes, times, links, devices and xattrs`);
+    const tree = trees.native!.tree as Record<string, any>;
+    t.is(tree[long]?.type, 'file', `${format}: a name longer than 100 bytes`);
+    t.is(tree['dir/sub/f']?.uid, 1234);
+    t.is(tree.suid?.mode, 0o4755);
+    t.is(tree.dir?.mode, 0o2750);
+    t.is(tree.chr?.type, 'char');
+    t.is(tree['hard-to-link']?.type, 'symlink', `${format}: a hard link to a symlink is the symlink`);
+    if (format === 'pax') {
+      t.regex(trees.native!.xattrs as string, /user\.berth="hello"/, `${format}: xattrs`);
+      t.regex(trees.native!.xattrs as string, /trusted\.berth="secret"/);
+    }
+  }
+});

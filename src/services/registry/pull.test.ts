@@ -169,6 +169,11 @@ for (const mode of ['native', 'worker', 'main thread'] as const) {
       t.true(Number(gets[1]!.token.slice(1)) > reg.expiredUpTo, 'the second GET carried a token asked for after the refusal');
     }
     t.is(progress.filter((m) => m.status === 'Pull complete').length, 3);
+    // the bytes the downloader reports become the Engine's Downloading progress, up to the whole
+    for (const l of img.layers) {
+      const shown = progress.filter((m) => m.id === l.digest.slice(7, 19) && m.status === 'Downloading').map((m) => (m.progressDetail as any)?.current);
+      t.true(shown.length > 0 && shown.at(-1) === l.gz.length, `${l.digest}: Downloading up to ${l.gz.length}: ${shown}`);
+    }
     const dirs = images.layerDirs(id).reverse(); // bottom-most first, as the manifest lists them
     t.is(dirs.length, 3);
     for (const [i, l] of img.layers.entries()) {
