@@ -1,7 +1,8 @@
-/* The layer's bytes as they come on stdin: hashed (the blob digest), stored in the ingest
- * file when asked, gunzipped when they start with the gzip magic, and the tar hashed again
- * (the diff ID). Like Go's gzip reader (the Engine's), concatenated gzip members are read
- * as one stream and anything else after the last member is an error. */
+/* The layer's bytes as they come (stdin, a connection, a download): hashed (the blob digest),
+ * stored in the ingest file when asked, decompressed when they start with the gzip or zstd
+ * magic, and the tar hashed again (the diff ID). Like Go's gzip reader (the Engine's),
+ * concatenated gzip members are read as one stream and anything else after the last member is
+ * an error; zstd frames likewise. */
 #include "unpack.h"
 
 #include <errno.h>
@@ -36,7 +37,7 @@ void source_init(struct source *s, int in_fd, int ingest_fd, int keep_input) {
   s->read_ctx = &s->in_fd;
   s->ingest_fd = ingest_fd;
   s->keep_input = keep_input;
-  s->gzip = -1;
+  s->codec = -1;
   s->inbuf = alloc(IN_BUF);
   s->outbuf = alloc(OUT_BUF);
   s->in_md = EVP_MD_CTX_new();
@@ -63,7 +64,7 @@ static size_t fill(struct source *s) {
 
 /* Hashes (and stores) decompressed bytes. */
 static void emit(struct source *s, const unsigned char *p, size_t n) {
-  if (s->gzip) EVP_DigestUpdate(s->out_md, p, n); /* plain: the same bytes as the input */
+  if (s->codec != CODEC_PLAIN) EVP_DigestUpdate(s->out_md, p, n); /* plain: the same bytes as the input */
   if (!s->keep_input && write_all(s->ingest_fd, p, n) < 0)
     fail(EXIT_IO, "writing the layer tar: %s", strerror(errno));
   s->out_size += n;
@@ -72,10 +73,15 @@ static void emit(struct source *s, const unsigned char *p, size_t n) {
 static void decide(struct source *s) {
   while (s->in_len < 4 && fill(s) > 0) {}
   const unsigned char *b = s->inbuf;
-  if (s->in_len >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd)
-    fail(EXIT_UNSAFE, "zstd-compressed layers are not supported");
-  s->gzip = s->in_len >= 2 && b[0] == 0x1f && b[1] == 0x8b;
-  if (!s->gzip) return;
+  if (s->in_len >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) {
+    s->codec = CODEC_ZSTD;
+    s->zs = ZSTD_createDStream();
+    if (!s->zs || ZSTD_isError(ZSTD_initDStream(s->zs))) fail(EXIT_IO, "zstd: cannot start");
+    s->zin = (ZSTD_inBuffer){.src = s->inbuf, .size = s->in_len, .pos = 0};
+    return;
+  }
+  s->codec = s->in_len >= 2 && b[0] == 0x1f && b[1] == 0x8b ? CODEC_GZIP : CODEC_PLAIN;
+  if (s->codec == CODEC_PLAIN) return;
   if (inflateInit2(&s->z, 16 + MAX_WBITS) != Z_OK) fail(EXIT_IO, "zlib: cannot start");
   s->z.next_in = s->inbuf;
   s->z.avail_in = (uInt)s->in_len;
@@ -135,9 +141,35 @@ static size_t next_gzip(struct source *s, const void **p) {
   }
 }
 
+static size_t next_zstd(struct source *s, const void **p) {
+  for (;;) {
+    if (s->zin.pos == s->zin.size && !s->in_eof) {
+      s->in_len = 0;
+      if (fill(s) > 0) s->zin = (ZSTD_inBuffer){.src = s->inbuf, .size = s->in_len, .pos = 0};
+    }
+    ZSTD_outBuffer out = {.dst = s->outbuf, .size = OUT_BUF, .pos = 0};
+    size_t before = s->zin.pos;
+    size_t rc = ZSTD_decompressStream(s->zs, &out, &s->zin);
+    if (ZSTD_isError(rc)) fail(EXIT_INVALID, "zstd: %s", ZSTD_getErrorName(rc));
+    /* 0: a frame decoded and flushed to its end (a call with nothing to do says nothing) */
+    if (s->zin.pos > before || out.pos > 0) s->zstd_frame_done = rc == 0;
+    if (out.pos > 0) {
+      *p = s->outbuf;
+      emit(s, s->outbuf, out.pos);
+      return out.pos;
+    }
+    if (s->zin.pos == s->zin.size && s->in_eof) {
+      if (!s->zstd_frame_done) fail(EXIT_INVALID, "unexpected EOF");
+      return 0;
+    }
+  }
+}
+
 size_t source_next(struct source *s, const void **p) {
-  if (s->gzip < 0) decide(s);
-  return s->gzip ? next_gzip(s, p) : next_plain(s, p);
+  if (s->codec < 0) decide(s);
+  if (s->codec == CODEC_GZIP) return next_gzip(s, p);
+  if (s->codec == CODEC_ZSTD) return next_zstd(s, p);
+  return next_plain(s, p);
 }
 
 static void hex_digest(EVP_MD_CTX *md, char out[72]) {
@@ -154,6 +186,6 @@ static void hex_digest(EVP_MD_CTX *md, char out[72]) {
 
 void source_digests(struct source *s, char in_digest[72], char out_digest[72]) {
   hex_digest(s->in_md, in_digest);
-  if (s->gzip) hex_digest(s->out_md, out_digest);
+  if (s->codec != CODEC_PLAIN) hex_digest(s->out_md, out_digest);
   else memcpy(out_digest, in_digest, 72);
 }

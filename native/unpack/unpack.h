@@ -1,4 +1,4 @@
-/* berth-unpack: unpacks one untrusted image layer (gzip or plain tar on stdin) into a
+/* berth-unpack: unpacks one untrusted image layer (gzip, zstd or plain tar) into a
  * directory, hashing it on the way (see main.c for the command line and the answer). */
 #ifndef BERTH_UNPACK_H
 #define BERTH_UNPACK_H
@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <openssl/evp.h>
 #include <zlib.h>
+#include <zstd.h>
 
 /* Exit codes; the message is the one line on stderr. */
 enum {
@@ -30,21 +31,25 @@ void run_job(int in_fd, const char *dest, const char *ingest, int keep_input, co
 int serve(const char *name);
 int write_all(int fd, const void *buf, size_t len);
 
-/* source.c: the bytes as given (stdin), hashed and maybe stored, decompressed when gzip. */
+/* source.c: the bytes as given, hashed and maybe stored, decompressed when gzip or zstd. */
 struct source {
   int in_fd, ingest_fd;
   /* where the input comes from: up to cap bytes into buf, 0 at the end (read_fd or a download) */
   size_t (*read_in)(void *ctx, unsigned char *buf, size_t cap);
   void *read_ctx;
   int keep_input;           /* ingest gets the bytes as given; else the decompressed tar */
-  int gzip;                 /* -1 undecided, 0 plain tar, 1 gzip */
+  int codec;                /* CODEC_*, or -1 until the first bytes are seen */
   int in_eof, member_ended;
   EVP_MD_CTX *in_md, *out_md;
   uint64_t in_size, out_size;
   unsigned char *inbuf, *outbuf;
   size_t in_off, in_len;
   z_stream z;
+  ZSTD_DStream *zs;
+  ZSTD_inBuffer zin;
+  int zstd_frame_done;
 };
+enum { CODEC_PLAIN = 0, CODEC_GZIP = 1, CODEC_ZSTD = 2 };
 void source_init(struct source *s, int in_fd, int ingest_fd, int keep_input);
 /* Next run of decompressed bytes (*p valid until the next call); 0 at the end. Fails the
  * process on bad data or I/O errors. */

@@ -57,7 +57,7 @@ export function maybeDecompress(input: Readable, consumed?: (chunk: Buffer) => v
     input.pause();
     const first = head.length === 1 ? head[0]! : Buffer.concat(head);
     if (first.length >= 4 && first.readUInt32LE(0) === 0xfd2fb528) {
-      out.destroy(new UnsafeArchiveError('zstd-compressed layers are not supported'));
+      out.destroy(new UnsafeArchiveError('zstd-compressed layers are not supported without the native unpacker (make -C native)'));
       return;
     }
     let target: Writable = out;

@@ -201,3 +201,34 @@ test('validParent: the Engine\'s rule for docker load Parent links', (t) => {
   t.false(validParent(cfg([...base, {}, {}]), cfg(base)));
   t.false(validParent(cfg(base), cfg()));
 });
+
+test('an OCI layout whose layers are zstd-compressed loads (native unpacker) with the same image ID', async (t) => {
+  const { sha256 } = await import('../oci/image.js');
+  const { spawnSync } = await import('node:child_process');
+  const { svc } = await fresh(t);
+  await svc.load(createReadStream(await ensureBusyboxTar()));
+  const id = (await svc.resolve('busybox')).Id;
+  const files = new Map<string, Buffer>();
+  const ex = tar.extract();
+  Readable.from([await collect(svc.save(['busybox']))]).pipe(ex);
+  for await (const e of ex) files.set(e.header.name, await collect(e as any));
+  const blob = (d: string): string => `blobs/sha256/${d.slice(7)}`;
+  const index = JSON.parse(files.get('index.json')!.toString());
+  const manifest = JSON.parse(files.get(blob(index.manifests[0].digest))!.toString());
+  for (const l of manifest.layers) {
+    const zst = spawnSync('zstd', ['-q', '-c'], { input: files.get(blob(l.digest)), maxBuffer: 64 << 20 }).stdout;
+    files.delete(blob(l.digest));
+    Object.assign(l, { mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: sha256(zst), size: zst.length });
+    files.set(blob(l.digest), zst);
+  }
+  const mBytes = Buffer.from(JSON.stringify(manifest));
+  index.manifests[0] = { ...index.manifests[0], digest: sha256(mBytes), size: mBytes.length };
+  files.set(blob(sha256(mBytes)), mBytes);
+  files.set('index.json', Buffer.from(JSON.stringify(index)));
+  const pack = tar.pack();
+  for (const [n, d] of files) if (n !== 'manifest.json' && n !== 'repositories' && !n.endsWith('/')) pack.entry({ name: n }, d);
+  pack.finalize();
+  const { svc: other } = await fresh(t);
+  t.deepEqual(await other.load(pack as any), ['busybox:latest']);
+  t.is((await other.resolve('busybox:latest')).Id, id, 'the same config, the same diff IDs');
+});

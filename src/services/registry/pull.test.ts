@@ -4,6 +4,7 @@
 // (a new token) and the layer download starts over, once. Each case runs with the unpack
 // worker threads and with the main-thread fallback used when they cannot start.
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,10 +24,13 @@ import { sha256 } from '../../oci/image.js';
 const REPO = 'test/app';
 const SCOPE = `repository:${REPO}:pull`;
 
-interface Image { manifest: Buffer; config: Buffer; layers: Array<{ digest: string; gz: Buffer; files: Record<string, Buffer> }> }
+interface Image { manifest: Buffer; config: Buffer; layers: Array<{ digest: string; gz: Buffer; files: Record<string, Buffer>; mediaType?: string }> }
 
-/** Three gzip layers of a directory, a file of incompressible bytes (several download batches) and a symlink. */
-async function makeImage(): Promise<Image> {
+/**
+ * Three gzip layers of a directory, a file of incompressible bytes (several download batches)
+ * and a symlink; with `zstd`, the second layer is zstd-compressed (OCI tar+zstd) instead.
+ */
+async function makeImage(zstd = false): Promise<Image> {
   const layers: Image['layers'] = [];
   const diffIds: string[] = [];
   for (let i = 0; i < 3; i++) {
@@ -36,6 +40,12 @@ async function makeImage(): Promise<Image> {
       ...Object.entries(files).map(([name, data]) => ({ header: { name, mode: 0o644 }, data })),
       { header: { name: `l${i}/link`, type: 'symlink', linkname: 'small' } },
     ]);
+    if (zstd && i === 1) {
+      const zst = spawnSync('zstd', ['-q', '-c'], { input: tarBytes, maxBuffer: 64 << 20 }).stdout;
+      layers.push({ digest: sha256(zst), gz: zst, files, mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd' });
+      diffIds.push(sha256(tarBytes));
+      continue;
+    }
     const gz = gzipSync(tarBytes);
     layers.push({ digest: sha256(gz), gz, files });
     diffIds.push(sha256(tarBytes));
@@ -44,7 +54,7 @@ async function makeImage(): Promise<Image> {
   const manifest = Buffer.from(JSON.stringify({
     schemaVersion: 2, mediaType: MEDIA.dockerManifest,
     config: { mediaType: MEDIA.dockerConfig, size: config.length, digest: sha256(config) },
-    layers: layers.map((l) => ({ mediaType: MEDIA.dockerLayerGzip, size: l.gz.length, digest: l.digest })),
+    layers: layers.map((l) => ({ mediaType: l.mediaType ?? MEDIA.dockerLayerGzip, size: l.gz.length, digest: l.digest })),
   }));
   return { manifest, config, layers };
 }
@@ -138,14 +148,14 @@ async function tree(dir: string): Promise<string[]> {
   return ((await readdir(dir, { recursive: true })) as string[]).sort();
 }
 
-async function setup(t: any, mode: Unpacker, o: RegistryOptions = {}) {
+async function setup(t: any, mode: Unpacker, o: RegistryOptions & { zstd?: boolean } = {}) {
   useUnpackerForTests(mode);
   t.teardown(() => useUnpackerForTests(undefined));
   const root = await mkdtemp(join(tmpdir(), 'berth-pull-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
   const images = new ImageService(join(root, 'data'));
   await images.init();
-  const img = await makeImage();
+  const img = await makeImage(o.zstd);
   const reg = await startRegistry(img, o);
   t.teardown(() => reg.close());
   const config = { dataRoot: join(root, 'data'), configFile: join(root, 'daemon.json'), file: { 'max-concurrent-downloads': 3 } } as unknown as DaemonConfig;
@@ -221,3 +231,17 @@ for (const mode of ['native', 'worker', 'main thread'] as const) {
     t.deepEqual(images.layers.all(), []);
   });
 }
+
+test.serial('a zstd layer (OCI tar+zstd) is pulled by the native unpacker; without it the pull fails clearly and keeps nothing', async (t) => {
+  const { images, img, pull } = await setup(t, 'native', { zstd: true });
+  const id = await pull();
+  const dir = images.layerDirs(id).reverse()[1]!;
+  for (const [name, data] of Object.entries(img.layers[1]!.files)) t.true((await readFile(join(dir, name))).equals(data), name);
+  t.is(images.layers.all().find((l) => l.blob?.digest === img.layers[1]!.digest)?.blob?.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd', 'the blob is kept as given, with its type');
+  for (const mode of ['worker', 'main thread'] as const) {
+    const js = await setup(t, mode, { zstd: true });
+    const err = await t.throwsAsync(js.pull());
+    t.regex(err!.message, /zstd-compressed layers are not supported|verification failed/, mode);
+    t.deepEqual(js.images.layers.all(), [], `${mode}: nothing kept`);
+  }
+});
