@@ -1,9 +1,9 @@
 /* berth-unpack --serve NAME: the daemon starts one server at start-up, while it is small, and
  * sends each layer over its own connection to the abstract unix socket NAME; the server forks a
  * small child per connection (no exec, libraries already loaded), so starting a job costs a
- * fraction of a millisecond where spawning from a large daemon costs tens. Only a client of the
- * server's own uid is served (SO_PEERCRED). The server ends when its stdin (a pipe from the
- * daemon) closes, or the daemon dies.
+ * fraction of a millisecond where spawning from a large daemon costs tens. Only the process that
+ * started the server is served (SO_PEERCRED: its pid and uid). The server ends when its stdin (a
+ * pipe from the daemon) closes, or the daemon dies.
  *
  * A job's request: a 4-byte little-endian length, then "K\0DEST\0INGEST" (K: 1 to keep the
  * input as given, 0 to keep the tar), then the layer's bytes until the client shuts down its
@@ -121,7 +121,9 @@ int serve(const char *name) {
     if (conn < 0) continue;
     struct ucred cred;
     socklen_t clen = sizeof cred;
-    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.uid != me) {
+    /* only the daemon that started us: root in a container sharing the host's network (and
+     * so its abstract sockets) must not get a root process to write where it says */
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.uid != me || cred.pid != getppid()) {
       close(conn);
       continue;
     }

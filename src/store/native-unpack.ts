@@ -78,6 +78,9 @@ async function ensureServer(): Promise<Server | undefined> {
   return (await server.ready) ? server : undefined;
 }
 
+/** Tests only: the running server's pid. */
+export function nativeUnpackServerPid(): number | undefined { return server?.child.pid; }
+
 /** Starts the server ahead of the first layer (the daemon calls it once it listens). */
 export function warmNativeUnpacker(): void {
   if (nativeUnpackerUsable()) void ensureServer();

@@ -18,7 +18,7 @@ import { ImageService } from '../services/images.js';
 import { DownloadError } from '../services/registry/blob-download.js';
 import { DigestMismatchError } from './content.js';
 import { unpack, useUnpackerForTests, type Unpacked, type Unpacker } from './unpack.js';
-import { nativeUnpackerUsable } from './native-unpack.js';
+import { nativeUnpackServerPid, nativeUnpackerUsable } from './native-unpack.js';
 import { hostileTars, outsideState, packTar } from '../../compat-tests/hostile-tars.js';
 import { sha256 } from '../oci/image.js';
 
@@ -266,4 +266,21 @@ test.serial('the native and JavaScript unpackers make the same tree of a tar GNU
       t.regex(trees.native!.xattrs as string, /trusted\.berth="secret"/);
     }
   }
+});
+
+test.serial('the native unpacker\'s server ending is noticed: the next layer starts a new one', async (t) => {
+  const root = await sandbox(t);
+  const tarBytes = await packTar([{ header: { name: 'f' }, data: 'x' }]);
+  const once = async (i: number): Promise<Unpacked> => {
+    await mkdir(join(root, `d${i}`));
+    return unpack(Readable.from([tarBytes]), join(root, `i${i}`), join(root, `d${i}`));
+  };
+  useUnpackerForTests('native');
+  t.is((await once(1)).diffId, sha256(tarBytes));
+  const pid = nativeUnpackServerPid()!;
+  t.truthy(pid);
+  process.kill(pid, 'SIGKILL'); // our own child
+  for (let i = 0; i < 100 && nativeUnpackServerPid() === pid; i++) await new Promise((r) => setTimeout(r, 20));
+  t.is((await once(2)).diffId, sha256(tarBytes));
+  t.not(nativeUnpackServerPid(), pid, 'a new server');
 });
