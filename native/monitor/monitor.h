@@ -4,6 +4,7 @@
 #define BERTH_MONITOR_H
 
 #include <stddef.h>
+#include "io.h"
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -24,7 +25,6 @@ struct options {
 
 /* util.c */
 void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int write_all(int fd, const void *buf, size_t len);
 void set_nonblock(int fd);
 /* A growable byte buffer; storage is freed when it becomes empty so an idle monitor
  * holds no buffers. */

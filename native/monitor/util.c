@@ -28,19 +28,6 @@ void diag(const char *fmt, ...) {
   (void)write_all(2, line, len);
 }
 
-int write_all(int fd, const void *buf, size_t len) {
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
 
 void set_nonblock(int fd) {
   int fl = fcntl(fd, F_GETFL);

@@ -5,6 +5,7 @@
 #include <json-c/json.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "io.h"
 #include <sys/types.h>
 
 #define RT_VERSION "0.1.0"
@@ -24,7 +25,6 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
 char *xstrdup(const char *s);
 __attribute__((format(printf, 1, 2))) char *xasprintf(const char *fmt, ...);
-int write_all(int fd, const void *buf, size_t n);
 int read_full(int fd, void *buf, size_t n);
 char *read_file(const char *path, size_t *len); /* NULL on error (errno set) */
 int write_file(const char *path, const char *data); /* -1 with errno on error */

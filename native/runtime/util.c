@@ -130,19 +130,6 @@ char *xasprintf(const char *fmt, ...) {
   return s;
 }
 
-int write_all(int fd, const void *buf, size_t n) {
-  const char *p = buf;
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
 
 int read_full(int fd, void *buf, size_t n) {
   char *p = buf;

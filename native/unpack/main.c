@@ -51,19 +51,6 @@ void fail(int code, const char *fmt, ...) {
   _exit(code);
 }
 
-int write_all(int fd, const void *buf, size_t len) {
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
 
 void run_job(int in_fd, const char *dest, const char *ingest_path, int keep_input, const struct download *d) {
   int rootfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

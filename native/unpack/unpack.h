@@ -4,6 +4,7 @@
 #define BERTH_UNPACK_H
 
 #include <stddef.h>
+#include "io.h"
 #include <stdint.h>
 #include <sys/types.h>
 #include <openssl/evp.h>
@@ -29,7 +30,6 @@ extern int reply_fd;
 void run_job(int in_fd, const char *dest, const char *ingest, int keep_input, const struct download *d);
 /* serve.c: berth-unpack --serve NAME */
 int serve(const char *name);
-int write_all(int fd, const void *buf, size_t len);
 
 /* source.c: the bytes as given, hashed and maybe stored, decompressed when gzip or zstd. */
 struct source {
