@@ -43,39 +43,41 @@ const EXIT_UNSAFE = 2, EXIT_INVALID = 3, EXIT_DOWNLOAD = 4, EXIT_DIGEST = 5;
 interface Server { child: ChildProcessWithoutNullStreams; name: string; ready: Promise<boolean> }
 let server: Server | undefined;
 
-/** The running server, started when there is none; undefined if it cannot start. */
-async function ensureServer(): Promise<Server | undefined> {
-  if (!server) {
-    // an abstract socket: nothing on disk to clean up, gone with the server; only our uid is served
-    const name = `berth-unpack-${process.pid}-${randomBytes(8).toString('hex')}`;
-    const child = spawn(BINARY, ['--serve', name], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const errors: Buffer[] = [];
-    child.stderr.on('data', (c: Buffer) => errors.push(c));
-    const s: Server = {
-      child, name,
-      ready: new Promise<boolean>((resolve) => {
-        child.stdout.once('data', () => resolve(true));
-        child.once('error', () => resolve(false));
-        child.once('exit', () => resolve(false));
-      }),
-    };
-    child.once('exit', () => { if (server === s) server = undefined; });
-    child.once('error', () => { if (server === s) server = undefined; });
-    server = s;
-    // once up, the daemon does not wait for it; its stdin stays open while the daemon lives
-    void s.ready.then(() => {
+/** Starts the server (abstract socket: nothing on disk to clean up; only this process is served). */
+function startServer(): Server {
+  const name = `berth-unpack-${process.pid}-${randomBytes(8).toString('hex')}`;
+  const child = spawn(BINARY, ['--serve', name], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const errors: Buffer[] = [];
+  child.stderr.on('data', (c: Buffer) => errors.push(c));
+  const s: Server = {
+    child, name,
+    ready: new Promise<boolean>((resolve) => {
+      child.stdout.once('data', () => resolve(true));
+      child.once('error', () => resolve(false));
+      child.once('exit', () => resolve(false));
+    }),
+  };
+  const gone = (): void => { if (server === s) server = undefined; };
+  child.once('exit', gone);
+  child.once('error', gone);
+  void s.ready.then((ok) => {
+    if (ok) {
+      // the daemon does not wait for it; its stdin stays open while the daemon lives
       child.unref();
       for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref(): void }).unref();
-    });
-    if (!(await s.ready)) {
-      failed = true;
-      server = undefined;
-      const why = Buffer.concat(errors).toString('utf8').trim();
-      process.emitWarning(`berth-unpack could not start${why ? `: ${why}` : ''}; layers are unpacked in JavaScript`);
-      return undefined;
+      return;
     }
-  }
-  return (await server.ready) ? server : undefined;
+    failed = true;
+    const why = Buffer.concat(errors).toString('utf8').trim();
+    process.emitWarning(`berth-unpack could not start${why ? `: ${why}` : ''}; layers are unpacked in JavaScript`);
+  });
+  return s;
+}
+
+/** The running server, started when there is none; undefined if it cannot start. */
+async function ensureServer(): Promise<Server | undefined> {
+  const s = server ??= startServer();
+  return (await s.ready) ? s : undefined;
 }
 
 /** Tests only: the running server's pid. */
@@ -87,7 +89,7 @@ export function warmNativeUnpacker(): void {
 }
 
 /** A job's connection: the request sent, its progress lines handed on, its answer awaited. */
-function openJob(s: Server, fields: string[], events: DownloadEvents): { sock: Socket; answer: Promise<string>; answered: () => boolean } {
+function openJob(s: Server, fields: string[], events: DownloadEvents): { sock: Socket; answer: Promise<string> } {
   const sock = connect({ path: `\0${s.name}` });
   // EPIPE once the job has stopped early: its answer says why
   sock.on('error', () => {});
@@ -113,7 +115,7 @@ function openJob(s: Server, fields: string[], events: DownloadEvents): { sock: S
   const length = Buffer.alloc(4);
   length.writeUInt32LE(request.length);
   sock.write(Buffer.concat([length, request]));
-  return { sock, answer, answered: () => final !== '' };
+  return { sock, answer };
 }
 
 /** The job's answer as a result or the error it names. */
@@ -167,8 +169,9 @@ export async function unpackNative(input: Readable, ingestPath: string, diffDir:
     input.once('error', onError);
     sock.on('drain', onDrain);
     // the job stopped early: what is left of the input flows on with no reader
-    sock.once('end', () => { finish(); input.on('error', () => {}); input.resume(); });
-    sock.once('close', () => { finish(); input.resume(); });
+    const drop = (): void => { finish(); input.on('error', () => {}); input.resume(); };
+    sock.once('end', drop);
+    sock.once('close', drop);
   });
   const text = await answer;
   if (inputError) throw inputError;
