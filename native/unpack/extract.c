@@ -64,20 +64,9 @@ static void archive_fail(struct ctx *c) {
   fail(EXIT_INVALID, "invalid tar: %s", msg ? msg : "unreadable archive");
 }
 
-/* "a/b" of comp[0..n) */
-static char *rel_of(const struct path *p, size_t n) {
-  size_t len = 1;
-  for (size_t i = 0; i < n; i++) len += strlen(p->comp[i]) + 1;
-  char *s = malloc(len), *o = s;
-  if (!s) fail(EXIT_IO, "out of memory");
-  *o = 0;
-  for (size_t i = 0; i < n; i++) o += sprintf(o, "%s%s", i ? "/" : "", p->comp[i]);
-  return s;
-}
-
 /* The directory holding the entry p (all but its last component), created as needed. */
 static int parent_of(struct ctx *c, const struct path *p) {
-  char *rel = rel_of(p, p->n - 1);
+  char *rel = path_join(p, p->n - 1);
   if (!c->cache_stale && c->cached_rel && !strcmp(rel, c->cached_rel)) { free(rel); return c->cached_fd; }
   if (c->cached_fd >= 0) close(c->cached_fd);
   free(c->cached_rel);
@@ -178,7 +167,7 @@ static void hard_link(struct ctx *c, const char *target, const struct path *p, i
     fail(EXIT_UNSAFE, "hard link target not in the layer: \"%s\"", target);
   if (S_ISDIR(st.st_mode)) fail(EXIT_UNSAFE, "hard link to a directory: \"%s\"", target);
   /* a link to itself would remove its own target first */
-  char *rel = rel_of(p, p->n), *trel = rel_of(&t, t.n);
+  char *rel = path_join(p, p->n), *trel = path_join(&t, t.n);
   int same = !strcmp(rel, trel);
   free(rel);
   free(trel);
@@ -212,7 +201,7 @@ static void add_dir_fix(struct ctx *c, const struct path *p, struct archive_entr
     if (!c->dirs) fail(EXIT_IO, "out of memory");
   }
   struct dir_fix *d = &c->dirs[c->ndirs++];
-  d->rel = rel_of(p, p->n);
+  d->rel = path_join(p, p->n);
   d->mode = mode;
   d->uid = uid;
   d->gid = gid;

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,14 +43,14 @@ void path_free(struct path *p) {
   p->n = 0;
 }
 
-static void joined(const struct path *p, size_t n, char *buf, size_t cap) {
-  size_t off = 0;
-  buf[0] = 0;
-  for (size_t i = 0; i < n && off + 1 < cap; i++) {
-    int w = snprintf(buf + off, cap - off, "%s%s", i ? "/" : "", p->comp[i]);
-    if (w < 0) break;
-    off += (size_t)w;
-  }
+char *path_join(const struct path *p, size_t n) {
+  size_t len = 1;
+  for (size_t i = 0; i < n; i++) len += strlen(p->comp[i]) + 1;
+  char *s = malloc(len), *o = s;
+  if (!s) fail(EXIT_IO, "out of memory");
+  *o = 0;
+  for (size_t i = 0; i < n; i++) o += sprintf(o, "%s%s", i ? "/" : "", p->comp[i]);
+  return s;
 }
 
 int walk_dirs(int rootfd, const struct path *p, size_t n, int create) {
@@ -71,8 +72,7 @@ int walk_dirs(int rootfd, const struct path *p, size_t n, int create) {
       }
       close(cur);
       if (create) {
-        char name[4096];
-        joined(p, p->n, name, sizeof name);
+        const char *name = path_join(p, p->n); /* not freed: fail() ends the job */
         if (err == ELOOP) fail(EXIT_UNSAFE, "refusing to write through a symlink: %s", name);
         if (err == ENOTDIR) fail(EXIT_UNSAFE, "path component is not a directory: %s", name);
         fail(EXIT_IO, "open %s: %s", name, strerror(err));

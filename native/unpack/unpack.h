@@ -76,6 +76,8 @@ struct path {
 /* Splits name into components ("." and empty dropped); fails on "..". Caller frees. */
 void path_split(const char *name, struct path *out);
 void path_free(struct path *p);
+/* "a/b" of comp[0..n), malloc'd. */
+char *path_join(const struct path *p, size_t n);
 /* fd of root/comp[0..n) as a directory (O_RDONLY); missing dirs are created (0755) when
  * create, else -1 with errno ENOENT. A symlink or non-directory on the way fails the process
  * (create) or gives -1 with ELOOP/ENOTDIR. */

@@ -42,10 +42,9 @@ const INFLATE_CHUNK = 1 << 20;
 
 /**
  * Gunzips when the stream starts with the gzip magic; passes plain tar through. The returned
- * stream ending early (destroyed) destroys input too. `consumed`: called with each input chunk
- * gunzip has finished reading (it holds no reference after), so the caller may reuse it.
+ * stream ending early (destroyed) destroys input too.
  */
-export function maybeDecompress(input: Readable, consumed?: (chunk: Buffer) => void): Readable {
+export function maybeDecompress(input: Readable): Readable {
   const out = new PassThrough({ highWaterMark: INFLATE_CHUNK });
   const head: Buffer[] = [];
   let len = 0;
@@ -66,19 +65,6 @@ export function maybeDecompress(input: Readable, consumed?: (chunk: Buffer) => v
       gunzip.on('error', (e) => out.destroy(e));
       gunzip.pipe(out);
       target = gunzip;
-    }
-    if (target !== out && consumed) {
-      // as pipe() does, but each write's callback says when zlib is done with the chunk
-      const feed = (c: Buffer): void => {
-        if (!target.write(c, (err) => { if (!err) consumed(c); })) input.pause();
-      };
-      target.on('drain', () => input.resume());
-      if (first.length) feed(first);
-      if (ended) { target.end(); return; }
-      input.on('data', feed);
-      input.once('end', () => target.end());
-      input.resume();
-      return;
     }
     if (first.length) target.write(first);
     if (ended) target.end();
@@ -157,8 +143,6 @@ async function setXattr(path: string, name: string, value: string): Promise<void
 export interface ExtractOptions {
   /** Docker/OCI whiteouts become overlay whiteouts (layers); off for docker cp. */
   whiteouts?: boolean;
-  /** File content written synchronously too (in a worker thread, where blocking is free). */
-  syncWrites?: boolean;
   /** docker cp's noOverwriteDirNonDir: refuse to replace a directory by a non-directory or back. */
   noOverwriteDirNonDir?: boolean;
   /** Owner of everything written, instead of the tar's uid/gid (docker cp without -a). */
@@ -183,15 +167,8 @@ export async function extractLayer(input: Readable, dest: string, opts: ExtractO
 }
 
 /** Copies a tar entry's content to fd: a small file in one write, a large one in batches. */
-async function copyEntry(entry: AsyncIterable<Buffer>, fd: number, declared: number, sync = false): Promise<number> {
+async function copyEntry(entry: AsyncIterable<Buffer>, fd: number, declared: number): Promise<number> {
   let total = 0;
-  if (sync) {
-    for await (const chunk of entry) {
-      for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off, chunk.length - off);
-      total += chunk.length;
-    }
-    return total;
-  }
   if (declared <= WRITE_BATCH) {
     const chunks: Buffer[] = [];
     for await (const chunk of entry) { chunks.push(chunk); total += chunk.length; }
@@ -260,7 +237,7 @@ export async function extractTar(plain: Readable, dest: string, opts: ExtractOpt
           removeExisting(path, false);
           const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
           try {
-            size += await copyEntry(entry as AsyncIterable<Buffer>, fd, h.size ?? 0, opts.syncWrites);
+            size += await copyEntry(entry as AsyncIterable<Buffer>, fd, h.size ?? 0);
             fchownSync(fd, uid, gid);
             fchmodSync(fd, mode);
             if (h.mtime) futimesSync(fd, h.mtime, h.mtime);

@@ -13,7 +13,7 @@ import {
   MediaTypes, RefError, chainIds, familiarRepo, familiarString, isDigest, parseRef, parseRefWithDefaultTag, refKey, sha256, shortId,
   type ImageConfigBlob, type ImageRef,
 } from '../oci/image.js';
-import { unpack, warmUnpackers, type DownloadSource } from '../store/unpack.js';
+import { unpack, warmUnpacker, type DownloadSource } from '../store/unpack.js';
 import { ScratchArchive, packArchive, type SaveEntry } from './image-archive.js';
 
 /** The image as `docker image inspect` shows it. */
@@ -70,7 +70,7 @@ export class ImageService {
   }
 
   /** Once the daemon listens: the layer unpacking workers boot before the first pull needs them. */
-  warm(): void { warmUnpackers(); }
+  warm(): void { warmUnpacker(); }
 
   async init(): Promise<void> {
     await this.content.init();
@@ -378,14 +378,14 @@ export class ImageService {
 
   /**
    * One pass over a layer tar (gzipped or not): decompressed, hashed, stored as the layer's
-   * blob and unpacked at once (unpack.ts, in a worker thread), both under temp names (a
+   * blob and unpacked at once (store/unpack.ts), both under temp names (a
    * `.ingest-*` file and a `.partial-*` directory), nothing synced. Nothing is visible before
    * commit(), which the caller runs bottom-up after syncFilesystem(); a diffID other than
    * expectedDiffId refuses the layer, as does a digest of the bytes as given (a download's
    * compressed blob) other than `blob.digest`. With `blob` (a pull), the blob stored is the
    * bytes as given, under their digest, and layer.json maps the diffID to it; otherwise the
-   * decompressed tar under its diffID. `input`: a stream, or a registry download the worker
-   * thread makes itself.
+   * decompressed tar under its diffID. `input`: a stream, or a registry download the unpacker
+   * makes itself.
    */
   async prepareLayer(input: Readable | DownloadSource, parent: string | null, expectedDiffId?: string, o: { blob?: Omit<LayerBlob, 'size'> } = {}): Promise<PreparedLayer> {
     // an error while the temp names are made (a client gone early) must not go unheard

@@ -3,15 +3,13 @@
 // does, reported each second as `Retrying in N seconds`) and goes on from the byte it had
 // with a Range request, so the reader (the layer unpacker, which hashes and extracts as it
 // reads) never sees the break. It is the JavaScript twin of the native unpacker's own
-// downloader (native/unpack/download.c), used when that one is not built: then it runs inside
-// the unpack worker threads (store/unpack-worker.ts), so the bytes never cross threads and the
-// daemon's main thread does no work per byte.
+// downloader (native/unpack/download.c), used when that one is not built.
 import { Readable } from 'node:stream';
 import { Agent as HttpAgent, get as httpGet, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, get as httpsGet } from 'node:https';
 import { DigestMismatchError } from '../../store/content.js';
 
-/** What a worker needs to fetch a blob: plain data, it is posted to the worker thread. */
+/** What a blob download needs: plain data (the native unpacker gets it as its request). */
 export interface BlobDownload {
   url: string;
   /** Authorization and such, as the registry client has them for the blob's scope. */
@@ -41,8 +39,7 @@ export class DownloadError extends Error {
 /** Bytes handed on at a time: few trips to zlib's thread pool and few write calls. */
 const BATCH = 512 * 1024;
 
-// One keep-alive pool per scheme and CA in each thread, kept for the next layers of the pull.
-// node:http(s) rather than undici: a worker thread loads it in a fraction of the time.
+// One keep-alive pool per scheme and CA, kept for the next layers of the pull.
 const agents = new Map<string, HttpAgent>();
 function agentFor(https: boolean, ca: string | undefined): HttpAgent {
   const key = `${https}:${ca ?? ''}`;
@@ -90,20 +87,6 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> => new Promise((r
   const stop = (): void => { clearTimeout(t); reject(signal.reason); };
   signal.addEventListener('abort', stop, { once: true });
 });
-
-// Batch buffers come back (recycleBatch) once zlib has consumed them: touching fresh memory is
-// costly (an allocation per batch cost more CPU than the copy), a warm buffer is nearly free.
-const spare: Buffer[] = [];
-const issued = new WeakSet<Buffer>();
-const SPARE_MAX = 8;
-
-/**
- * Gives back a batch from downloadBlob that nothing reads any more (the unpacker calls it when
- * its synchronous write and gunzip are done with the bytes). Anything else is ignored.
- */
-export function recycleBatch(buf: Buffer): void {
-  if (issued.delete(buf) && spare.length < SPARE_MAX) spare.push(buf);
-}
 
 /**
  * The body's chunks a group at a time (those that arrived since the last wake-up): the reader
@@ -200,9 +183,9 @@ async function* blobGroups(d: BlobDownload, signal: AbortSignal, ev: DownloadEve
   }
 }
 
-/** The blob in BATCH-sized buffers (reused ones when recycled), a shorter last one. */
+/** The blob in BATCH-sized buffers, a shorter last one. */
 async function* batches(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents): AsyncGenerator<Buffer> {
-  let buf = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
+  let buf = Buffer.allocUnsafe(BATCH);
   let fill = 0;
   for await (const group of blobGroups(d, signal, ev)) {
     for (let c of group) {
@@ -211,15 +194,13 @@ async function* batches(d: BlobDownload, signal: AbortSignal, ev: DownloadEvents
         fill += n;
         c = c.subarray(n);
         if (fill < BATCH) continue;
-        issued.add(buf);
         yield buf;
-        buf = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
+        buf = Buffer.allocUnsafe(BATCH);
         fill = 0;
       }
     }
   }
   if (fill) yield buf.subarray(0, fill);
-  else if (spare.length < SPARE_MAX) spare.push(buf);
 }
 
 /** The blob's bytes; the stream fails with DownloadError, DigestMismatchError or the abort reason. */

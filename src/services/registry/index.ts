@@ -9,7 +9,7 @@ import { parseRegistryAuth, type AuthConfig } from './auth.js';
 import { RegistryClient, type RegistryOptions } from './client.js';
 import { fetchManifest, platformManifest, pullRest, type Progress } from './pull.js';
 import { push } from './push.js';
-import { warmUnpackers } from '../../store/unpack.js';
+import { warmUnpacker } from '../../store/unpack.js';
 
 export class RegistryService {
   private readonly opts: RegistryOptions;
@@ -68,7 +68,7 @@ export class RegistryService {
     const ref = RegistryService.parse(name, tag);
     const { path } = splitDomain(ref.repo);
     const scope = `repository:${path}:pull`;
-    warmUnpackers(this.concurrency); // started while the manifest is fetched
+    warmUnpacker(); // started while the manifest is fetched (if it is not running yet)
     const { client, top } = await this.firstEndpoint(ref, parseRegistryAuth(authHeader), scope);
     return async (progress) => {
       try {

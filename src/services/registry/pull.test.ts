@@ -1,8 +1,8 @@
 // Pulls through RegistryService from a small token-auth registry on 127.0.0.1 (plain HTTP, as
 // a 127.0.0.0/8 registry may be) whose bearer tokens expire while the layers download: the
-// unpack worker's blob GET is refused with 401, the main thread answers the challenge again
-// (a new token) and the layer download starts over, once. Each case runs with the unpack
-// worker threads and with the main-thread fallback used when they cannot start.
+// unpacker's blob GET is refused with 401, the registry client answers the challenge again
+// (a new token) and the layer download starts over, once. Each case runs with the native
+// unpacker (its own downloader) and with the JavaScript one used when it is not built.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -165,8 +165,8 @@ async function setup(t: any, mode: Unpacker, o: RegistryOptions & { zstd?: boole
   return { root, images, img, reg, pull, progress };
 }
 
-for (const mode of ['native', 'worker', 'main thread'] as const) {
-  test.serial(`a layer GET refused with 401 (expired token) is authenticated again in the main thread and downloaded again (${mode})`, async (t) => {
+for (const mode of ['native', 'javascript'] as const) {
+  test.serial(`a layer GET refused with 401 (expired token) is authenticated again and downloaded again (${mode})`, async (t) => {
     const { root, images, img, reg, pull, progress } = await setup(t, mode);
     const id = await pull();
     t.is(id, sha256(img.config));
@@ -238,7 +238,7 @@ test.serial('a zstd layer (OCI tar+zstd) is pulled by the native unpacker; witho
   const dir = images.layerDirs(id).reverse()[1]!;
   for (const [name, data] of Object.entries(img.layers[1]!.files)) t.true((await readFile(join(dir, name))).equals(data), name);
   t.is(images.layers.all().find((l) => l.blob?.digest === img.layers[1]!.digest)?.blob?.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd', 'the blob is kept as given, with its type');
-  for (const mode of ['worker', 'main thread'] as const) {
+  for (const mode of ['javascript'] as const) {
     const js = await setup(t, mode, { zstd: true });
     const err = await t.throwsAsync(js.pull());
     t.regex(err!.message, /zstd-compressed layers are not supported|verification failed/, mode);

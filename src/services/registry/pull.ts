@@ -1,6 +1,6 @@
 // docker pull: manifest (by tag or digest; an index resolved to the wanted platform), config,
 // then layers downloaded in parallel, each verified, decompressed, stored and unpacked while it
-// downloads (under temp names, in worker threads that make the download: store/unpack.ts),
+// downloads (under temp names, by the unpacker, which makes the download: store/unpack.ts),
 // then one syncfs and the layers made visible bottom-up, with the Engine's progress messages.
 // A cut download is resumed after a wait, as the Engine retries; a blob that does not match
 // its digest, or a download that fails for good, fails the pull and nothing of it is kept.
@@ -60,8 +60,8 @@ export async function platformManifest(client: RegistryClient, ref: ImageRef, to
 /**
  * Downloads a layer and, in the same pass, checks the compressed bytes against the manifest's
  * digest, stores them as they came as the layer's blob, decompresses and unpacks them
- * (ImageService.prepareLayer), all under temp names, in a worker thread that makes the
- * download itself (blob-download.ts: a cut connection is resumed up to `attempts` tries). A
+ * (ImageService.prepareLayer), all under temp names, by the unpacker, which makes the
+ * download itself (a cut connection is resumed up to `attempts` tries). A
  * digest or diff ID mismatch, a corrupt stream or a download that fails for good keeps nothing.
  */
 async function fetchLayer(o: {
